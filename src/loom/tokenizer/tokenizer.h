@@ -1,0 +1,98 @@
+// Tokenizer: text <-> token ids, exactly as each model family's own tokenizer
+// does it. One interface; algorithms (SentencePiece BPE, byte-level BPE, ...)
+// are implementations built from a GGUF vocabulary, a llama2.c vocabulary, or
+// tokenizer files.
+//
+//   auto tok = tokenizer::from_gguf(*gguf);
+//   std::vector<int32_t> ids = tok->encode("Hello", {.add_bos = true});
+//   std::string text = tok->decode(ids);
+//   tokenizer::StreamDecoder out(*tok);   // for printing token by token
+//   std::cout << out.push(id);            // never half a UTF-8 character
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loom::format {
+class GgufFile;
+struct Llama2cVocab;
+}  // namespace loom::format
+
+namespace loom::tokenizer {
+
+// GGUF token types (tokenizer.ggml.token_type).
+enum class TokenType : int32_t {
+  Undefined = 0,
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6,
+};
+
+struct EncodeOptions {
+  bool add_bos = false;        // prepend BOS if the vocabulary has one
+  bool add_eos = false;        // append EOS if the vocabulary has one
+  bool parse_special = false;  // recognise control/user-defined token text (e.g. "<s>") in the input
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  virtual std::vector<int32_t> encode(std::string_view text, const EncodeOptions& options = {}) const = 0;
+
+  // The bytes token `id` adds to the text: pieces with their word-boundary
+  // markers turned back into spaces, byte tokens as their byte, control
+  // tokens as "" (their text with `special`). Throws for ids out of range.
+  virtual std::string token_bytes(int32_t id, bool special = false) const = 0;
+
+  // Whole-sequence decoding (the exact inverse of encode for normal text):
+  // concatenated token bytes, minus the leading space the encoder added.
+  std::string decode(std::span<const int32_t> ids, bool special = false) const;
+
+  // True if encode() adds a leading space (SentencePiece "dummy prefix"),
+  // which decode() removes again from the first piece.
+  virtual bool adds_space_prefix() const = 0;
+
+  virtual int32_t vocab_size() const = 0;
+  virtual const std::string& piece(int32_t id) const = 0;  // vocabulary entry as stored
+  virtual TokenType type(int32_t id) const = 0;
+  int32_t bos() const { return bos_; }  // -1 if none
+  int32_t eos() const { return eos_; }  // -1 if none
+  // End-of-generation tokens (EOS, EOT, <|im_end|>, ...).
+  bool is_eog(int32_t id) const;
+
+ protected:
+  int32_t bos_ = -1;
+  int32_t eos_ = -1;
+  std::vector<int32_t> eog_;
+};
+
+// From the tokenizer.ggml.* metadata of a GGUF file (model or vocab-only).
+std::unique_ptr<Tokenizer> from_gguf(const format::GgufFile& gguf);
+// From a llama2.c tokenizer file's contents (ids 0,1,2 are <unk>, <s>, </s>).
+std::unique_ptr<Tokenizer> from_llama2c(const format::Llama2cVocab& vocab);
+
+// Turns a stream of ids into printable text: returns only complete UTF-8
+// characters, keeping a split multi-byte character until its last byte comes.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tok, bool special = false) : tok_(tok), special_(special) {}
+  std::string push(int32_t id);
+  std::string flush();  // whatever is pending (invalid UTF-8 comes out as U+FFFD)
+  void reset();
+
+ private:
+  const Tokenizer& tok_;
+  bool special_;
+  bool at_start_ = true;
+  std::string pending_;
+};
+
+}  // namespace loom::tokenizer
