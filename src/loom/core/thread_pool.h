@@ -1,12 +1,15 @@
-// ThreadPool: the one way kernels run in parallel. The calling thread takes
-// part, so a pool of size N starts N-1 workers. Workers spin briefly after a
-// job (decode steps issue hundreds of small jobs per token) and then sleep.
-// Jobs must not be nested: a parallel_for issued from inside a job runs
-// serially on the calling thread.
+// ThreadPool: the one way kernels run in parallel. Work is a number of
+// chunks handed out dynamically; the calling thread takes part, and workers
+// join as they wake up. The call returns when every chunk is done, without
+// waiting for workers that never took one — so an oversubscribed machine
+// (more threads than free cores) degrades to fewer helpers, not to stalls.
+// Workers spin briefly between jobs (a decode step issues hundreds of small
+// jobs per token) and then sleep. A job started from inside a job runs
+// serially on the calling thread. Chunk functions must not throw.
 //
 //   ThreadPool pool(4);
-//   pool.parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) { for (auto r = r0; r < r1; ++r) ...; });
-//   pool.run_on_all([&](int thread, int n_threads) { ... });
+//   pool.parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) { ... });
+//   pool.parallel_chunks(n, [&](int64_t chunk, int thread) { scratch[thread] ... });
 #pragma once
 
 #include <atomic>
@@ -26,24 +29,26 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(thread, n_threads) once on each of the pool's threads and waits.
-  void run_on_all(const std::function<void(int, int)>& fn);
+  // Calls fn(chunk, thread) for every chunk in [0, n_chunks); `thread` is in
+  // [0, size()) and no two concurrent calls share it (for per-thread scratch).
+  void parallel_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn);
 
-  // Splits [begin, end) into chunks of about `grain` items handed out
-  // dynamically; calls fn(chunk_begin, chunk_end) and waits.
+  // Splits [begin, end) into pieces of `grain` items; calls fn(piece_begin, piece_end).
   void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   // Threads the machine offers (at least 1).
   static int hardware_threads();
 
  private:
+  struct Job;
   void worker(int index);
+  static void run_chunks(Job& job, int thread);
 
   int n_threads_;
   std::vector<std::thread> threads_;
-  const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<uint32_t> epoch_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<uint32_t> seq_{0};  // changes when a job starts or retires
+  std::atomic<int> active_{0};    // workers inside a job
   std::atomic<bool> stop_{false};
 };
 

@@ -1,0 +1,93 @@
+// State shared by the CPU kernels: the thread pool and per-thread scratch
+// memory that grows to the largest size asked for and is then reused.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "loom/core/tensor.h"
+#include "loom/core/thread_pool.h"
+#include "loom/graph/op.h"
+
+namespace loom::backend::cpu {
+
+class Context {
+ public:
+  explicit Context(int threads) : pool_(threads), scratch_(size_t(threads)) {}
+
+  ThreadPool& pool() { return pool_; }
+  int threads() const { return pool_.size(); }
+
+  // Scratch floats for one thread, valid until the next call by that thread.
+  float* scratch(int thread, size_t n) {
+    auto& s = scratch_[size_t(thread)];
+    if (s.size() < n) s.resize(n);
+    return s.data();
+  }
+
+  // Calls fn(begin, end, thread) over chunks of [0, n) of about `grain` items,
+  // handed out dynamically to the pool's threads. Small jobs stay on the caller.
+  template <typename F>
+  void for_chunks(int64_t n, int64_t grain, F&& fn) {
+    grain = std::max<int64_t>(grain, 1);
+    if (n <= grain || pool_.size() == 1) {
+      if (n > 0) fn(int64_t(0), n, 0);
+      return;
+    }
+    pool_.parallel_chunks((n + grain - 1) / grain, [&](int64_t c, int thread) {
+      fn(c * grain, std::min(n, (c + 1) * grain), thread);
+    });
+  }
+
+ private:
+  ThreadPool pool_;
+  std::vector<std::vector<float>> scratch_;
+};
+
+// Kernels (one file per family).
+void get_rows(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void rms_norm(Context& ctx, const graph::RmsNorm& p, std::span<const Tensor> in, const Tensor& out);
+void rope(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const Tensor& out);
+void kv_store(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void attention(Context& ctx, const graph::Attention& p, std::span<const Tensor> in, const Tensor& out);
+void swiglu(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void add(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void mul(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void scale(Context& ctx, const graph::Scale& p, std::span<const Tensor> in, const Tensor& out);
+void softmax(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+
+// Row helpers for kernels: the last dim is dense, leading dims are strided.
+struct Rows {
+  std::byte* base;
+  int rank;
+  int64_t dims[kMaxRank];
+  int64_t strides[kMaxRank];
+  explicit Rows(const Tensor& t) : base(t.data()), rank(t.rank()) {
+    for (int i = 0; i < rank; ++i) {
+      dims[i] = t.dim(i);
+      strides[i] = t.stride(i);
+    }
+  }
+  int64_t count() const {
+    int64_t n = 1;
+    for (int i = 0; i < rank - 1; ++i) n *= dims[i];
+    return n;
+  }
+  std::byte* at(int64_t r) const {
+    std::byte* p = base;
+    for (int i = rank - 2; i >= 0; --i) {
+      p += (r % dims[i]) * strides[i];
+      r /= dims[i];
+    }
+    return p;
+  }
+  template <typename T>
+  T* as(int64_t r) const {
+    return reinterpret_cast<T*>(at(r));
+  }
+};
+
+}  // namespace loom::backend::cpu
