@@ -34,10 +34,12 @@ class Sampler {
 
  private:
   double next_uniform();  // [0, 1)
+  void apply_penalties(std::span<const int32_t> history);
 
   SamplerParams params_;
   uint64_t state_[4];
   std::vector<std::pair<float, int32_t>> candidates_;  // reused between calls
+  std::vector<int32_t> window_;                        // penalty window, sorted; reused between calls
 };
 
 }  // namespace loom::sample

@@ -3,7 +3,7 @@
 // are implementations built from a GGUF vocabulary, a llama2.c vocabulary, or
 // tokenizer files.
 //
-//   auto tok = tokenizer::from_gguf(*gguf);
+//   auto tok = tokenizer::from_gguf(gguf->metadata());
 //   std::vector<int32_t> ids = tok->encode("Hello", {.add_bos = true});
 //   std::string text = tok->decode(ids);
 //   tokenizer::StreamDecoder out(*tok);   // for printing token by token
@@ -18,7 +18,7 @@
 #include <vector>
 
 namespace loom::format {
-class GgufFile;
+class Metadata;
 struct Llama2cVocab;
 }  // namespace loom::format
 
@@ -67,20 +67,30 @@ class Tokenizer {
   int32_t eos() const { return eos_; }  // -1 if none
   // End-of-generation tokens (EOS, EOT, <|im_end|>, ...).
   bool is_eog(int32_t id) const;
+  // What the model's tokenizer configuration asks for around a prompt
+  // (tokenizer.ggml.add_bos_token / add_eos_token): callers pass these as
+  // EncodeOptions::add_bos / add_eos.
+  bool default_add_bos() const { return default_add_bos_; }
+  bool default_add_eos() const { return default_add_eos_; }
 
  protected:
   int32_t bos_ = -1;
   int32_t eos_ = -1;
   std::vector<int32_t> eog_;
+  bool default_add_bos_ = false;
+  bool default_add_eos_ = false;
 };
 
-// From the tokenizer.ggml.* metadata of a GGUF file (model or vocab-only).
-std::unique_ptr<Tokenizer> from_gguf(const format::GgufFile& gguf);
+// From tokenizer.ggml.* metadata: a GGUF file's (model or vocab-only), or
+// metadata derived from other tokenizer files under the same keys.
+std::unique_ptr<Tokenizer> from_gguf(const format::Metadata& metadata);
 // From a llama2.c tokenizer file's contents (ids 0,1,2 are <unk>, <s>, </s>).
 std::unique_ptr<Tokenizer> from_llama2c(const format::Llama2cVocab& vocab);
 
 // Turns a stream of ids into printable text: returns only complete UTF-8
-// characters, keeping a split multi-byte character until its last byte comes.
+// characters, keeping a split multi-byte character until its last byte comes
+// and turning bytes that can never form one into U+FFFD. Like decode(), it
+// drops the dummy-prefix space of the first non-control token.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok, bool special = false) : tok_(tok), special_(special) {}
