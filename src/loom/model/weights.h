@@ -1,0 +1,28 @@
+// Binding file tensors to backend tensors, with the checks every architecture
+// needs: the tensor exists, has the expected shape, and a dtype loom can use.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "loom/backend/backend.h"
+#include "loom/model/source.h"
+
+namespace loom::model {
+
+class WeightBinder {
+ public:
+  WeightBinder(const ModelSource& source, backend::Backend& backend);
+
+  // The tensor `name` with shape `shape`; throws naming the file and tensor.
+  Tensor get(const std::string& name, Shape shape) const;
+  // Same, or an undefined Tensor if the file does not have it.
+  Tensor optional(const std::string& name, Shape shape) const;
+  bool has(const std::string& name) const { return source_.find_tensor(name) != nullptr; }
+
+ private:
+  const ModelSource& source_;
+  std::shared_ptr<Buffer> buffer_;  // the whole mapping, imported once
+};
+
+}  // namespace loom::model

@@ -1,0 +1,18 @@
+// The `loom` command: one file per subcommand, each adding itself to the app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace loom::cli {
+
+void add_run(CLI::App& app);
+void add_info(CLI::App& app);
+void add_convert(CLI::App& app);
+
+// The model used when no -m is given: $LOOM_MODEL, else the default model the
+// build produces (build/models/default.gguf next to build/bin/loom).
+std::string default_model_path();
+
+}  // namespace loom::cli
