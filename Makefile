@@ -39,7 +39,7 @@ fuzz:
 	@scripts/install-deps.sh fuzz
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOOM_FUZZ=ON \
 	  -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_TOOLS=OFF -DLOOM_SANITIZE=address,undefined
-	cmake --build $(FUZZ_BUILD)
+	cmake --build $(FUZZ_BUILD) --target fuzz_model_readers fuzz_make_seeds
 	scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
