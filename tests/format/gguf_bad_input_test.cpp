@@ -219,6 +219,11 @@ TEST(GgufBadInput, AlignmentProblems) {
   auto f = parse_bytes(ok.b, "align8.gguf");
   EXPECT_EQ(f->alignment(), 8u);
   EXPECT_EQ(uint8_t(f->tensors()[0].data[0]), 8);
+  // Alignment 1 lets a file put f16 data at an odd byte, where kernels could
+  // not load it: an error (found by the fuzzer).
+  GgufBytes odd;
+  odd.header(1, 1).kv_u32("general.alignment", 1).tensor("h", {2}, /*F16*/ 1, 1).pad_to(64).fill(8);
+  expect_gguf_error(odd.b, "not aligned");
 }
 
 TEST(GgufBadInput, TensorInfoProblems) {

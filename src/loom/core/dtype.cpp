@@ -11,13 +11,13 @@ namespace loom {
 
 namespace {
 constexpr std::array<DTypeTraits, 7> kTraits = {{
-    {"f32", 1, 4, false},
-    {"f16", 1, 2, false},
-    {"bf16", 1, 2, false},
-    {"q8_0", kQK8_0, int(sizeof(BlockQ8_0)), true},
-    {"q4_0", kQK4_0, int(sizeof(BlockQ4_0)), true},
-    {"i32", 1, 4, false},
-    {"i8", 1, 1, false},
+    {"f32", 1, 4, false, 4},
+    {"f16", 1, 2, false, 2},
+    {"bf16", 1, 2, false, 2},
+    {"q8_0", kQK8_0, int(sizeof(BlockQ8_0)), true, int(alignof(BlockQ8_0))},
+    {"q4_0", kQK4_0, int(sizeof(BlockQ4_0)), true, int(alignof(BlockQ4_0))},
+    {"i32", 1, 4, false, 4},
+    {"i8", 1, 1, false, 1},
 }};
 }  // namespace
 

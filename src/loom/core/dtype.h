@@ -30,6 +30,7 @@ struct DTypeTraits {
   int block_size;     // elements per block (1 for plain types)
   int block_bytes;    // bytes per block
   bool is_quantized;  // block-quantized (not addressable per element)
+  int alignment;      // bytes the data must be aligned to (of an element, or of a block's scale)
 };
 
 const DTypeTraits& traits(DType t);

@@ -386,6 +386,11 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<const MappedFile> file
            path, printable(t.name), t.nbytes, t.offset, data_start, f.size());
     const uint64_t begin = data_start + t.offset;
     t.data = f.data() + begin;
+    // Kernels load elements (and block scales) directly: they must be aligned.
+    if (t.dtype && reinterpret_cast<uintptr_t>(t.data) % uintptr_t(traits(*t.dtype).alignment) != 0)
+      fail("[format] {}: tensor '{}': its {} data at byte {} of the file is not aligned to {} bytes; rewrite the "
+           "file with general.alignment 32 (the GGUF default)",
+           path, printable(t.name), name(*t.dtype), begin, traits(*t.dtype).alignment);
   }
   // Two tensors sharing bytes means a corrupt index (ggml never writes that).
   std::vector<size_t> order(g->tensors_.size());
