@@ -112,7 +112,25 @@ TEST(GgufLoader, BrokenVocabulariesGiveClearErrors) {
   {
     GgufWriter w = llama_vocab();
     w.set("tokenizer.ggml.model", GgufValue::make_string("gpt2"));
-    expect_error(w, "gpt2", "tokenizer model 'gpt2' is not supported yet");
+    expect_error(w, "gpt2_no_merges", "needs 'tokenizer.ggml.merges'");
+  }
+  {
+    GgufWriter w = llama_vocab();
+    w.set("tokenizer.ggml.model", GgufValue::make_string("bert"));
+    expect_error(w, "bert", "tokenizer model 'bert' is not supported yet");
+  }
+  {
+    GgufWriter w = llama_vocab();
+    w.set("tokenizer.ggml.model", GgufValue::make_string("gpt2"));
+    w.set("tokenizer.ggml.pre", GgufValue::make_string("no-such-family"));
+    w.set("tokenizer.ggml.merges", GgufValue::make_string_array({"a a"}));
+    expect_error(w, "gpt2_unknown_pre", "pre-tokenizer 'no-such-family' is not known");
+  }
+  {
+    GgufWriter w = llama_vocab();
+    w.set("tokenizer.ggml.model", GgufValue::make_string("gpt2"));
+    w.set("tokenizer.ggml.merges", GgufValue::make_string_array({"nospace"}));
+    expect_error(w, "gpt2_bad_merge", "merge 0 ('nospace') is not of the form 'left right'");
   }
   {
     GgufWriter w = llama_vocab();

@@ -4,84 +4,25 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "loom/core/error.h"
 #include "loom/format/gguf.h"
+#include "loom/format/metadata.h"
 #include "loom/tokenizer/tokenizer.h"
 #include "support/test_data.h"
+#include "vocab_cases.h"
 
 namespace loom::tokenizer {
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Case {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// The same reading as llama.cpp's tests/test-tokenizer-0.cpp: strings are
-// separated by "\n__ggml_vocab_test__\n" (a trailing separator ends the
-// list); .out has one line of space-separated ids per string.
-std::vector<Case> read_cases(const std::string& gguf_path) {
-  const std::string inp = read_all(gguf_path + ".inp");
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<std::string> texts;
-  for (size_t pos = 0; pos < inp.size();) {
-    const size_t next = inp.find(sep, pos);
-    if (next == std::string::npos) {
-      texts.push_back(inp.substr(pos));
-      break;
-    }
-    texts.push_back(inp.substr(pos, next - pos));
-    pos = next + sep.size();
-  }
-  std::ifstream out(gguf_path + ".out");
-  std::vector<Case> cases;
-  std::string line;
-  for (size_t i = 0; std::getline(out, line); ++i) {
-    EXPECT_LT(i, texts.size()) << ".out has more lines than .inp has strings";
-    if (i >= texts.size()) break;
-    Case c{texts[i], {}};
-    std::istringstream ids(line);
-    for (int32_t id; ids >> id;) c.ids.push_back(id);
-    cases.push_back(std::move(c));
-  }
-  EXPECT_EQ(cases.size(), texts.size());
-  return cases;
-}
-
-std::string show(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t id : ids) s += std::to_string(id) + " ";
-  return s;
-}
+using testing::expect_vectors;
 
 void check_vectors(const std::string& path, size_t expected_cases) {
   auto gguf = format::GgufFile::open(path);
   auto tok = from_gguf(gguf->metadata());
-  const auto cases = read_cases(path);
-  ASSERT_EQ(cases.size(), expected_cases);
-  size_t passed = 0;
-  for (const Case& c : cases) {
-    const std::vector<int32_t> got = tok->encode(c.text, {.add_bos = false, .parse_special = false});
-    EXPECT_EQ(got, c.ids) << "text '" << c.text << "'\n  expected " << show(c.ids) << "\n  got      " << show(got);
-    passed += got == c.ids;
-    // The vectors are plain UTF-8 without special-token text: decoding must
-    // give the input back exactly.
-    EXPECT_EQ(tok->decode(c.ids), c.text);
-  }
-  EXPECT_EQ(passed, cases.size()) << path;
+  expect_vectors(*tok, path, expected_cases);
 }
 
 TEST(GgufVectors, LlamaSpm) {
@@ -161,16 +102,18 @@ TEST(GgufVocab, Phi3EndOfGeneration) {
 }
 
 TEST(GgufVocab, OtherTokenizerModelsAreRefusedClearly) {
-  LOOM_DATA(path, "vocab/ggml-vocab-gpt-2.gguf");
-  auto gguf = format::GgufFile::open(path);
+  // A BERT WordPiece vocabulary (tokenizer.ggml.model "bert") is not a family
+  // loom targets.
+  format::Metadata m("bert-vocab.gguf");
+  m.set("tokenizer.ggml.model", format::GgufValue::make_string("bert"));
   try {
-    from_gguf(gguf->metadata());
+    from_gguf(m);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string msg = e.what();
     EXPECT_EQ(msg.rfind("[tokenizer] ", 0), 0u) << msg;
-    EXPECT_NE(msg.find(path), std::string::npos) << msg;
-    EXPECT_NE(msg.find("tokenizer model 'gpt2' is not supported yet"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bert-vocab.gguf"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("tokenizer model 'bert' is not supported yet"), std::string::npos) << msg;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "commands.h"
+#include "sampling_flags.h"
 #include "loom/core/error.h"
 #include "loom/engine/session.h"
 
@@ -11,11 +12,10 @@ namespace loom::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, tokenizer, prompt, backend = "cpu", kv_type = "f32";
+  std::string model, tokenizer, prompt, backend = "cpu", kv_type = "f32", quantize;
   int64_t n_predict = 128, ctx_size = 0;
-  float temp = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
-  int top_k = 40, threads = 0;
-  int64_t seed = -1;
+  int threads = 0;
+  SamplingFlags sampling;
 };
 
 void run(const RunArgs& a) {
@@ -27,18 +27,19 @@ void run(const RunArgs& a) {
   so.ctx_size = a.ctx_size;
   LOOM_CHECK(parse_dtype(a.kv_type, &so.kv_type) && (so.kv_type == DType::F32 || so.kv_type == DType::F16),
              "[cli] --kv-type must be f32 or f16, got '{}'", a.kv_type);
+  if (!a.quantize.empty()) {
+    DType q;
+    LOOM_CHECK(parse_dtype(a.quantize, &q) && (q == DType::F16 || q == DType::BF16 || q == DType::Q8_0 ||
+                                                q == DType::Q4_0),
+               "[cli] --quantize must be f16, bf16, q8_0 or q4_0, got '{}'", a.quantize);
+    so.quantize = q;
+  }
   engine::Session session(so);
   const auto& tok = session.tokenizer();
 
   engine::GenerateOptions go;
   go.n_predict = a.n_predict;
-  go.sampling.temperature = a.temp;
-  go.sampling.top_k = a.top_k;
-  go.sampling.top_p = a.top_p;
-  go.sampling.min_p = a.min_p;
-  go.sampling.repeat_penalty = a.repeat_penalty;
-  go.sampling.seed = a.seed >= 0 ? uint64_t(a.seed) : std::random_device{}();
-  if (a.temp > 0) std::fprintf(stderr, "seed: %llu\n", static_cast<unsigned long long>(go.sampling.seed));
+  go.sampling = a.sampling.params();
 
   std::vector<int32_t> prompt = tok.encode(a.prompt, {.add_bos = tok.default_add_bos()});
   LOOM_CHECK(!prompt.empty(), "[cli] the prompt is empty and the tokenizer adds no BOS token; give -p TEXT");
@@ -66,22 +67,18 @@ void run(const RunArgs& a) {
 void add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* c = app.add_subcommand("run", "Generate text from a prompt (the text goes to stdout, timing to stderr)");
-  c->add_option("-m,--model", a->model, "Model file: GGUF or llama2.c .bin (default: the built-in model)");
+  c->add_option("-m,--model", a->model,
+                "Model: GGUF file, llama2.c .bin, or Hugging Face folder (default: the built-in model)");
   c->add_option("--tokenizer", a->tokenizer, "Tokenizer file for llama2.c models (default: found beside the model)");
   c->add_option("-p,--prompt", a->prompt, "Prompt text (default: empty, start from BOS)");
   c->add_option("-n,--n-predict", a->n_predict, "Tokens to generate (-1: until the context is full)")->capture_default_str();
-  c->add_option("--temp", a->temp, "Temperature; 0 is greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  c->add_option("--top-k", a->top_k, "Top-k sampling (0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  c->add_option("--top-p", a->top_p, "Top-p (nucleus) sampling (1: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  c->add_option("--min-p", a->min_p, "Min-p sampling (0: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  c->add_option("--repeat-penalty", a->repeat_penalty, "Repetition penalty over the last 64 tokens (1: off)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 10.0));
-  c->add_option("--seed", a->seed, "Random seed (default: random)");
+  a->sampling.add_to(c);
   c->add_option("-t,--threads", a->threads, "Threads (default: all)")->check(CLI::Range(0, 1024));
   c->add_option("-c,--ctx-size", a->ctx_size, "Context size in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
   c->add_option("--backend", a->backend, "Backend: cpu or reference")->capture_default_str();
   c->add_option("--kv-type", a->kv_type, "KV cache type: f32 or f16")->capture_default_str();
+  c->add_option("--quantize", a->quantize,
+                "Convert the weight matrices at load time: q8_0, q4_0, f16 or bf16 (as `loom convert --type` does)");
   c->callback([a] { run(*a); });
 }
 

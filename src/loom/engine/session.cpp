@@ -20,8 +20,11 @@ std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const model::ModelSource& s
                                                      const std::string& tokenizer_path) {
   if (source.kind() == model::ModelSource::Kind::Gguf && tokenizer_path.empty())
     return tokenizer::from_gguf(source.metadata());
-  if (!tokenizer_path.empty() && format::GgufFile::has_magic(*format::MappedFile::open(tokenizer_path)))
-    return tokenizer::from_gguf(format::GgufFile::open(tokenizer_path)->metadata());
+  if (source.kind() == model::ModelSource::Kind::HuggingFace && tokenizer_path.empty())
+    return tokenizer::load(source.path());
+  // Any tokenizer file or folder (GGUF, tokenizer.model, tokenizer.json,
+  // llama2.c .bin, ...), recognised by its content.
+  if (!tokenizer_path.empty()) return tokenizer::load(tokenizer_path);
   const int64_t vocab = source.metadata().get_int("llama.vocab_size", 0);
   std::string path = tokenizer_path;
   if (path.empty()) {
@@ -43,6 +46,7 @@ std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const model::ModelSource& s
 Session::Session(const SessionOptions& o) {
   backend_ = backend::create(o.backend, {.threads = o.threads});
   source_ = model::ModelSource::open(o.model_path);
+  if (o.quantize) source_->quantize_weights(*o.quantize);
   model_ = model::load(*source_, *backend_);
   tokenizer_ = load_tokenizer(*source_, o.tokenizer_path);
   const auto& c = model_->config();
@@ -65,6 +69,16 @@ Session::~Session() = default;
 void Session::reset() {
   position_ = 0;
   history_.clear();
+}
+
+void Session::rewind(int64_t n_tokens) {
+  LOOM_CHECK(n_tokens >= 0 && n_tokens <= position_,
+             "[engine] rewind to {} tokens: the sequence has {} (rewind keeps a prefix of what was fed)", n_tokens,
+             position_);
+  // Cache entries past the new end are simply overwritten by the next feed:
+  // attention only reads positions up to each token's own.
+  position_ = n_tokens;
+  history_.resize(size_t(n_tokens));
 }
 
 std::span<const float> Session::feed(std::span<const int32_t> tokens) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -31,6 +32,7 @@ struct SessionOptions {
   int64_t ctx_size = 0;        // 0: the model's training context
   DType kv_type = DType::F32;
   int64_t batch_size = 256;    // prompt tokens per forward pass
+  std::optional<DType> quantize;  // convert the weight matrices at load time (q8_0, q4_0, ...) into owned memory
 };
 
 struct GenerateOptions {
@@ -62,6 +64,14 @@ class Session {
   std::span<const float> feed(std::span<const int32_t> tokens);
   // Forgets the sequence (the cache memory is reused).
   void reset();
+  // The tokens fed so far, in order: what the KV cache holds.
+  std::span<const int32_t> tokens() const { return history_; }
+  // Keeps only the first n_tokens of the sequence (0 <= n_tokens <=
+  // position()); the next feed continues at position n_tokens. A chat turn
+  // rewinds to the prefix it shares with the cache and feeds only the rest.
+  void rewind(int64_t n_tokens);
+  // The model file's metadata (GGUF keys), e.g. for its chat template.
+  const model::ModelSource& source() const { return *source_; }
 
   // Feeds the prompt, then samples up to n_predict tokens, calling
   // on_token(id) for each (return false to stop). Sampled tokens are fed back.
@@ -82,8 +92,9 @@ class Session {
   int64_t batch_size_ = 256;
 };
 
-// Loads the tokenizer that goes with a model: embedded in a GGUF, or the
-// llama2.c tokenizer file (given, or tokenizer.bin / tok<V>.bin beside it).
+// Loads the tokenizer that goes with a model: embedded in a GGUF, the
+// tokenizer files of a Hugging Face folder, or the llama2.c tokenizer file
+// (given, or tokenizer.bin / tok<V>.bin beside it).
 std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const model::ModelSource& source, const std::string& tokenizer_path);
 
 }  // namespace loom::engine

@@ -6,6 +6,8 @@
 
 #include "loom/core/error.h"
 #include "loom/format/metadata.h"
+#include "loom/tokenizer/bpe.h"
+#include "loom/tokenizer/byte_level.h"
 #include "loom/tokenizer/spm.h"
 #include "loom/tokenizer/tokenizer.h"
 #include "loom/tokenizer/vocab.h"
@@ -144,6 +146,69 @@ std::unique_ptr<Tokenizer> make_spm(GgufVocab g) {
   return std::make_unique<SpmTokenizer>(Vocab(std::move(g.data)), std::move(o));
 }
 
+// The id of the token whose piece is `text`, -1 if none.
+int32_t find_piece(const VocabData& d, std::string_view text) {
+  for (size_t i = 0; i < d.pieces.size(); ++i)
+    if (d.pieces[i] == text) return static_cast<int32_t>(i);
+  return -1;
+}
+
+// Byte-level BPE ("gpt2" tokenizer model): pieces are in GPT-2's byte-level
+// spelling, tokenizer.ggml.merges lists "left right" pairs best first, and
+// tokenizer.ggml.pre names the family's pre-tokenizer.
+std::unique_ptr<Tokenizer> make_bpe(const Metadata& f, GgufVocab g) {
+  const GgufValue* pre_value = f.find("tokenizer.ggml.pre");
+  LOOM_CHECK(!pre_value || pre_value->is_string(), "[tokenizer] {}: 'tokenizer.ggml.pre' must be a string, got {}",
+             f.source(), pre_value ? pre_value->to_display(4) : "");
+  // Old conversions have no pre-tokenizer name; GPT-2's is the original
+  // byte-level one.
+  const std::string pre = pre_value ? pre_value->as_string() : "gpt-2";
+  BpeOptions o;
+  try {
+    o.pre = pre_tokenizer_spec(pre);
+  } catch (const Error& e) {
+    fail("[tokenizer] {}: {}", f.source(), e.what());
+  }
+
+  const GgufValue* merges = find_array(f, "tokenizer.ggml.merges", false);
+  LOOM_CHECK(merges,
+             "[tokenizer] {}: a 'gpt2' (byte-level BPE) vocabulary needs 'tokenizer.ggml.merges', which is missing",
+             f.source());
+  BpeMerges m;
+  const std::vector<std::string> lines = merges->strings();
+  m.pairs.reserve(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    const size_t space = line.size() > 1 ? line.find(' ', 1) : std::string::npos;
+    LOOM_CHECK(space != std::string::npos, "[tokenizer] {}: merge {} ('{}') is not of the form 'left right'",
+               f.source(), i, line);
+    std::pair<std::string, std::string> pair;
+    if (!byte_level::to_bytes(std::string_view(line).substr(0, space), pair.first) ||
+        !byte_level::to_bytes(std::string_view(line).substr(space + 1), pair.second))
+      continue;  // not byte-level text: can never apply
+    m.pairs.push_back(std::move(pair));
+  }
+
+  const size_t n = g.data.pieces.size();
+  std::vector<std::string> bytes(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!byte_level::to_bytes(g.data.pieces[i], bytes[i])) bytes[i] = g.data.pieces[i];
+  }
+
+  o.add_bos = f.get_bool("tokenizer.ggml.add_bos_token", o.pre.ignore_merges && pre != "glm4" && pre != "chatglm-bpe");
+  o.add_eos = g.add_eos;
+  o.bos = g.bos;
+  o.eos = g.eos;
+  o.eog = std::move(g.eog);
+  if (pre == "glm4" || pre == "chatglm-bpe") {
+    // GLM-4 prompts start with [gMASK]<sop> rather than a BOS token.
+    const int32_t gmask = find_piece(g.data, "[gMASK]");
+    const int32_t sop = find_piece(g.data, "<sop>");
+    if (gmask >= 0 && sop >= 0) o.bos_tokens = {gmask, sop};
+  }
+  return std::make_unique<BpeTokenizer>(Vocab(std::move(g.data)), std::move(bytes), m, std::move(o));
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> from_gguf(const format::Metadata& gguf) {
@@ -154,7 +219,9 @@ std::unique_ptr<Tokenizer> from_gguf(const format::Metadata& gguf) {
              model_value->to_display(4));
   const std::string& model = model_value->as_string();
   if (model == "llama") return make_spm(read_vocab(gguf, model));
-  fail("[tokenizer] {}: tokenizer model '{}' is not supported yet (loom reads 'llama' SentencePiece vocabularies)",
+  if (model == "gpt2") return make_bpe(gguf, read_vocab(gguf, model));
+  fail("[tokenizer] {}: tokenizer model '{}' is not supported yet (loom reads 'llama' SentencePiece and 'gpt2' "
+       "byte-level BPE vocabularies)",
        gguf.source(), model);
 }
 

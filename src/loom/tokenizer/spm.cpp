@@ -93,8 +93,11 @@ SpmTokenizer::SpmTokenizer(Vocab vocab, SpmOptions options) : vocab_(std::move(v
   eos_ = options_.eos;
   unk_ = options_.unk;
   eog_ = options_.eog;
-  default_add_bos_ = options_.add_bos && bos_ >= 0;
   default_add_eos_ = options_.add_eos && eos_ >= 0;
+  bos_tokens_ = options_.bos_tokens;
+  if (bos_tokens_.empty() && bos_ >= 0) bos_tokens_ = {bos_};
+  for (int32_t id : bos_tokens_) check_special(id, "prompt prefix");
+  default_add_bos_ = options_.add_bos && !bos_tokens_.empty();
 
   // Byte fallback ids, looked up by text like SentencePiece does; a vocabulary
   // without <0xXX> pieces may still hold the byte itself as a piece.
@@ -140,26 +143,65 @@ std::string SpmTokenizer::token_bytes(int32_t id, bool special) const {
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, const EncodeOptions& options) const {
   std::vector<int32_t> out;
-  if (options.add_bos && bos_ >= 0) out.push_back(bos_);
-  // Like llama.cpp, every run of plain text that starts the input or follows
-  // a special token gets the dummy prefix.
-  bool after_special = true;
+  if (options.add_bos) out.insert(out.end(), bos_tokens_.begin(), bos_tokens_.end());
+  std::string sanitized;
+  if (options_.sentencepiece) {
+    // SentencePiece's normalizer replaces every byte that starts no
+    // well-formed character with U+FFFD.
+    for (size_t i = 0; i < text.size();) {
+      const size_t n = utf8::char_length(text, i);
+      if (n > 0) {
+        sanitized.append(text.substr(i, n));
+        i += n;
+      } else {
+        sanitized.append(utf8::kReplacement);
+        ++i;
+      }
+    }
+    if (options_.remove_extra_whitespaces) {
+      std::string squeezed;
+      for (char c : sanitized) {
+        if (c == ' ' && (squeezed.empty() || squeezed.back() == ' ')) continue;
+        squeezed.push_back(c);
+      }
+      while (!squeezed.empty() && squeezed.back() == ' ') squeezed.pop_back();
+      sanitized = std::move(squeezed);
+    }
+    text = sanitized;
+  }
+  // Like llama.cpp and the families' Python wrappers, every run of plain text
+  // that starts the input or follows a control token gets the dummy prefix.
+  bool pending_prefix = options_.add_space_prefix;
   std::string run;
   for (const Vocab::Fragment& f : vocab_.split_special(text, options.parse_special)) {
     if (f.token >= 0) {
+      if (options_.sentencepiece && vocab_.type(f.token) == TokenType::UserDefined) {
+        // A user-defined piece is part of the text: the dummy prefix before
+        // it is a piece of its own, and none follows it.
+        if (pending_prefix) encode_run(options_.space_marker, out);
+        pending_prefix = false;
+      } else {
+        pending_prefix = options_.add_space_prefix;
+      }
       out.push_back(f.token);
-      after_special = true;
       continue;
     }
     run.clear();
-    if (options_.add_space_prefix && after_special) run += ' ';
+    if (pending_prefix) run += ' ';
     run.append(text.substr(f.offset, f.length));
     replace_all(run, " ", options_.space_marker);
     encode_run(run, out);
-    after_special = false;
+    pending_prefix = false;
   }
   if (options.add_eos && eos_ >= 0) out.push_back(eos_);
   return out;
+}
+
+int32_t SpmTokenizer::find_piece(std::string_view piece) const {
+  const int32_t id = vocab_.find(piece);
+  if (id < 0 || !options_.sentencepiece) return id;
+  const TokenType t = vocab_.type(id);
+  return t == TokenType::Normal || t == TokenType::UserDefined || t == TokenType::Unused ? id : -1;
 }
 
 void SpmTokenizer::encode_run(std::string_view text, std::vector<int32_t>& out) const {
@@ -171,7 +213,7 @@ void SpmTokenizer::encode_run(std::string_view text, std::vector<int32_t>& out) 
   for (size_t i = 0; i < text.size();) {
     size_t n = utf8::char_length(text, i);
     if (n == 0) n = 1;
-    const bool frozen = options_.bytes_before_merge && vocab_.find(text.substr(i, n)) < 0;
+    const bool frozen = options_.bytes_before_merge && find_piece(text.substr(i, n)) < 0;
     const auto index = static_cast<int32_t>(symbols.size());
     symbols.push_back({index - 1, index + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(n), frozen});
     i += n;
@@ -187,7 +229,7 @@ void SpmTokenizer::encode_run(std::string_view text, std::vector<int32_t>& out) 
     const Symbol& l = symbols[static_cast<size_t>(left)];
     const Symbol& r = symbols[static_cast<size_t>(right)];
     if (l.frozen || r.frozen) return;
-    const int32_t id = vocab_.find(text.substr(l.offset, l.length + r.length));
+    const int32_t id = find_piece(text.substr(l.offset, l.length + r.length));
     if (id < 0) return;
     queue.push({vocab_.score(id), left, right, l.length + r.length});
   };
@@ -212,7 +254,7 @@ void SpmTokenizer::encode_run(std::string_view text, std::vector<int32_t>& out) 
   for (int32_t i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
     const Symbol& s = symbols[static_cast<size_t>(i)];
     const std::string_view piece = text.substr(s.offset, s.length);
-    const int32_t id = s.frozen ? -1 : vocab_.find(piece);
+    const int32_t id = s.frozen ? -1 : find_piece(piece);
     if (id >= 0) {
       out.push_back(id);
     } else {

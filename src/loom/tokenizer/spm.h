@@ -24,11 +24,21 @@ struct SpmOptions {
   // before merging, so it never merges with a neighbour; llama.cpp keeps it as
   // text during merging and falls back to bytes at the end.
   bool bytes_before_merge = false;
+  // SentencePiece's own rules rather than llama.cpp's (for .model files):
+  // the dummy prefix goes only at the start of the text and after control
+  // tokens, not after user-defined ones (they are pieces inside the text);
+  // only normal, user-defined and unused pieces are merge results; and each
+  // byte of ill-formed UTF-8 becomes U+FFFD, as its normalizer does.
+  bool sentencepiece = false;
+  // SentencePiece's normalizer option (with `sentencepiece`): drop leading
+  // and trailing spaces and collapse runs of spaces to one.
+  bool remove_extra_whitespaces = false;
   bool add_bos = true;   // the model's default for EncodeOptions::add_bos
   bool add_eos = false;  // ... and add_eos
   int32_t bos = -1;
   int32_t eos = -1;
   int32_t unk = -1;
+  std::vector<int32_t> bos_tokens;  // what add_bos prepends; empty: {bos}
   std::vector<int32_t> eog;  // end-of-generation ids
 };
 
@@ -46,6 +56,8 @@ class SpmTokenizer final : public Tokenizer {
  private:
   // BPE over one run of plain text whose spaces are already markers.
   void encode_run(std::string_view text, std::vector<int32_t>& out) const;
+  // The id of a piece merging may produce, -1 if none.
+  int32_t find_piece(std::string_view piece) const;
   // Byte fallback for a piece of text that is no token.
   void append_bytes(std::string_view text, std::vector<int32_t>& out) const;
 

@@ -3,7 +3,7 @@
 // are implementations built from a GGUF vocabulary, a llama2.c vocabulary, or
 // tokenizer files.
 //
-//   auto tok = tokenizer::from_gguf(gguf->metadata());
+//   auto tok = tokenizer::load("tokenizers/llama3");       // file or folder; or from_gguf(metadata)
 //   std::vector<int32_t> ids = tok->encode("Hello", {.add_bos = true});
 //   std::string text = tok->decode(ids);
 //   tokenizer::StreamDecoder out(*tok);   // for printing token by token
@@ -36,7 +36,7 @@ enum class TokenType : int32_t {
 };
 
 struct EncodeOptions {
-  bool add_bos = false;        // prepend BOS if the vocabulary has one
+  bool add_bos = false;        // prepend BOS (or the family's prompt prefix, see bos_tokens()) if there is one
   bool add_eos = false;        // append EOS if the vocabulary has one
   bool parse_special = false;  // recognise control/user-defined token text (e.g. "<s>") in the input
 };
@@ -64,6 +64,9 @@ class Tokenizer {
   virtual const std::string& piece(int32_t id) const = 0;  // vocabulary entry as stored
   virtual TokenType type(int32_t id) const = 0;
   int32_t bos() const { return bos_; }  // -1 if none
+  // What EncodeOptions::add_bos puts before the text: {BOS} for most
+  // families, ChatGLM3's and GLM-4's [gMASK] sop prefix, empty if none.
+  const std::vector<int32_t>& bos_tokens() const { return bos_tokens_; }
   int32_t eos() const { return eos_; }  // -1 if none
   // End-of-generation tokens (EOS, EOT, <|im_end|>, ...).
   bool is_eog(int32_t id) const;
@@ -76,6 +79,7 @@ class Tokenizer {
  protected:
   int32_t bos_ = -1;
   int32_t eos_ = -1;
+  std::vector<int32_t> bos_tokens_;
   std::vector<int32_t> eog_;
   bool default_add_bos_ = false;
   bool default_add_eos_ = false;
@@ -86,6 +90,18 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> from_gguf(const format::Metadata& metadata);
 // From a llama2.c tokenizer file's contents (ids 0,1,2 are <unk>, <s>, </s>).
 std::unique_ptr<Tokenizer> from_llama2c(const format::Llama2cVocab& vocab);
+
+// Any tokenizer loom reads, from a file or a folder, recognised by content:
+//  - a GGUF file (model or vocab-only): its tokenizer.ggml.* metadata;
+//  - a SentencePiece .model (protobuf): Llama 2, ChatGLM3, TeleChat2, ...;
+//  - a tiktoken rank file ("base64 rank" lines): Llama 3, GLM-4;
+//  - a Hugging Face tokenizer.json (byte-level BPE);
+//  - a llama2.c tokenizer .bin (its own entry count is the vocabulary size);
+//  - a folder holding tokenizer.json, vocab.json + merges.txt, or
+//    tokenizer.model; a tokenizer_config.json beside the file (or in the
+//    folder) adds its added tokens and BOS/EOS flags.
+// Throws a loom::Error naming the path and what was expected.
+std::unique_ptr<Tokenizer> load(const std::string& path);
 
 // Turns a stream of ids into printable text: returns only complete UTF-8
 // characters, keeping a split multi-byte character until its last byte comes

@@ -1,5 +1,5 @@
-// Vocab: the token table every tokenizer algorithm works on (SentencePiece BPE
-// now, byte-level BPE next): pieces, scores and types by id, piece -> id
+// Vocab: the token table every tokenizer algorithm works on (SentencePiece BPE,
+// byte-level BPE): pieces, scores and types by id, piece -> id
 // lookup, and cutting special-token text out of the input before the
 // algorithm sees it. Internal to the tokenizer room.
 //
