@@ -1,10 +1,11 @@
 // libFuzzer target for loom's model-file readers: the bytes are parsed as a
-// GGUF file, a llama2.c checkpoint and a llama2.c tokenizer. A malformed file
+// GGUF file, a safetensors file, a llama2.c checkpoint and a llama2.c tokenizer. A malformed file
 // must end in loom::Error; anything else (a crash, a sanitizer report, another
 // exception type, a timeout) is a bug. Everything a successful parse exposes is
 // read, so a pointer past the input shows up under ASan.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "loom/core/dtype.h"
@@ -12,6 +13,7 @@
 #include "loom/format/gguf.h"
 #include "loom/format/llama2c.h"
 #include "loom/format/mapped_file.h"
+#include "loom/format/safetensors.h"
 
 namespace {
 
@@ -66,6 +68,34 @@ void walk_gguf(const GgufFile& f) {
   }
 }
 
+void walk_safetensors(const SafetensorsFile& f) {
+  for (const auto& [k, v] : f.metadata()) g_sink = g_sink + k.size() + v.size();
+  std::vector<float> row;
+  for (const auto& t : f.tensors()) {
+    if (f.find_tensor(t.name) == nullptr) __builtin_trap();
+    size_t sum = 0;
+    for (uint64_t i = 0; i < t.nbytes; ++i) sum += size_t(t.data[i]);
+    g_sink = g_sink + sum;
+    try {
+      const loom::Shape s = t.shape(f.path());
+      // Loom's own types convert within nbytes (the data may be unaligned: copy first).
+      if (t.dtype && s.rank > 0 && s.numel() > 0) {
+        const int64_t n = s[-1];
+        const size_t rb = loom::row_bytes(*t.dtype, n);
+        if (rb == 0 || t.nbytes % rb != 0) __builtin_trap();
+        std::vector<std::byte> tmp(rb);
+        row.resize(size_t(n));
+        for (uint64_t off = 0; off < t.nbytes; off += rb) {
+          std::memcpy(tmp.data(), t.data + off, rb);
+          loom::dequantize_row(*t.dtype, tmp.data(), row.data(), n);
+        }
+      }
+      g_sink = g_sink + size_t(f.loom_dtype(t));
+    } catch (const loom::Error&) {
+    }
+  }
+}
+
 void touch(const Llama2cArray& a) {
   const int64_t n = a.shape.numel();
   if (n > 0) g_sink = g_sink + size_t(a.data[0] != 0) + size_t(a.data[n - 1] != 0);
@@ -77,6 +107,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto file = MappedFile::from_memory(data, size, "fuzz-input");
   try {
     walk_gguf(*GgufFile::parse(file));
+  } catch (const loom::Error&) {
+  }
+  try {
+    walk_safetensors(*SafetensorsFile::parse(file));
   } catch (const loom::Error&) {
   }
   try {

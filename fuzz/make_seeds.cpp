@@ -1,8 +1,8 @@
 // Writes a small seed corpus for fuzz_model_readers into DIR: a few GGUF files
 // made with loom's GgufWriter (every metadata type, nested arrays, loom's
-// tensor types, a non-default alignment) and tiny llama2.c checkpoints and
-// tokenizers, one of them truncated. Generated at fuzz time so the repository
-// holds no binary blobs.
+// tensor types, a non-default alignment), a safetensors file, and tiny
+// llama2.c checkpoints and tokenizers, one of them truncated. Generated at
+// fuzz time so the repository holds no binary blobs.
 //
 //   fuzz_make_seeds build-fuzz/fuzz-corpus/model_readers
 #include <cstdint>
@@ -15,6 +15,7 @@
 
 #include "loom/core/error.h"
 #include "loom/format/gguf.h"
+#include "loom/format/safetensors.h"
 
 namespace {
 
@@ -115,6 +116,16 @@ std::vector<uint8_t> llama2c_vocab(int n) {
 
 }  // namespace
 
+void safetensors_seeds(const std::string& dir) {
+  const auto f32 = pattern(24, 1), bf16 = pattern(6, 2), i64 = pattern(16, 3);
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  w.add_tensor("model.embed_tokens.weight", DType::F32, {2, 3}, f32.data());
+  w.add_tensor("model.norm.weight", DType::BF16, {3}, bf16.data());
+  w.add_tensor_raw("position_ids", "I64", {1, 2}, i64.data(), i64.size());
+  w.write(dir + "/small.safetensors");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -124,6 +135,7 @@ int main(int argc, char** argv) {
   try {
     std::filesystem::create_directories(dir);
     gguf_seeds(dir);
+    safetensors_seeds(dir);
     const auto tied = llama2c_checkpoint(true);
     write_bytes(dir + "/llama2c.bin", tied);
     write_bytes(dir + "/llama2c_untied.bin", llama2c_checkpoint(false));

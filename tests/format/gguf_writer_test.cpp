@@ -214,17 +214,17 @@ TEST(GgufWriter, AlignmentComesFromTheMetadataKey) {
 }
 
 TEST(GgufWriter, RawTensorsOfTypesLoomCannotCompute) {
-  const std::string path = loom::test::scratch_dir("gguf_writer") + "/q4k.gguf";
-  const auto q4k = pattern(2 * 144, 5);  // two Q4_K blocks of 256 elements, 144 bytes each
+  const std::string path = loom::test::scratch_dir("gguf_writer") + "/q5k.gguf";
+  const auto q5k = pattern(2 * 176, 5);  // two Q5_K blocks of 256 elements, 176 bytes each
   GgufWriter w;
-  w.add_tensor_raw("k", 12, {1, 512}, q4k.data(), q4k.size());
+  w.add_tensor_raw("k", 13, {1, 512}, q5k.data(), q5k.size());
   w.write(path);
   auto f = GgufFile::open(path);
   const GgufTensor& t = f->tensors().at(0);
-  EXPECT_EQ(t.ggml_type, 12u);
+  EXPECT_EQ(t.ggml_type, 13u);
   EXPECT_FALSE(t.dtype.has_value());
-  EXPECT_EQ(t.nbytes, 288u);
-  EXPECT_EQ(std::memcmp(t.data, q4k.data(), 288), 0);
+  EXPECT_EQ(t.nbytes, 352u);
+  EXPECT_EQ(std::memcmp(t.data, q5k.data(), 352), 0);
 }
 
 TEST(GgufWriter, RejectsBadTensors) {
@@ -349,7 +349,7 @@ TEST(GgmlTypes, TableMatchesGgmlBlockLayouts) {
 
   const std::pair<DType, uint32_t> loom_types[] = {{DType::F32, 0},  {DType::F16, 1},  {DType::BF16, 30},
                                                    {DType::Q8_0, 8}, {DType::Q4_0, 2}, {DType::I32, 26},
-                                                   {DType::I8, 24}};
+                                                   {DType::I8, 24},  {DType::Q4_K, 12}, {DType::Q6_K, 14}};
   for (auto [dtype, id] : loom_types) {
     EXPECT_EQ(ggml_type_of(dtype), id);
     ASSERT_TRUE(ggml_type_info(id)->dtype.has_value());
@@ -358,7 +358,7 @@ TEST(GgmlTypes, TableMatchesGgmlBlockLayouts) {
     EXPECT_EQ(loom::traits(dtype).block_size, ggml_type_info(id)->block_size);
     EXPECT_EQ(loom::traits(dtype).block_bytes, ggml_type_info(id)->type_size);
   }
-  EXPECT_FALSE(ggml_type_info(12)->dtype.has_value());
+  EXPECT_FALSE(ggml_type_info(13)->dtype.has_value());  // Q5_K: no loom kernels
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // loom info: what a model file holds — format, architecture and
 // hyper-parameters, every metadata key, every tensor with its type and size.
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -30,6 +31,11 @@ void info(const std::string& path, bool all_values) {
   if (src->kind() == model::ModelSource::Kind::Gguf) {
     const auto gguf = format::GgufFile::parse(src->mapping());
     out += fmt::format("format: GGUF v{} (alignment {})\n", gguf->version(), gguf->alignment());
+  } else if (src->kind() == model::ModelSource::Kind::HuggingFace) {
+    out += fmt::format("format: Hugging Face folder, {} safetensors file(s) (metadata below is derived from "
+                       "config.json, tensors carry their GGUF names)\n",
+                       src->storages().size() - size_t(std::count_if(src->storages().begin(), src->storages().end(),
+                                                                     [](const auto& s) { return !s.file_backed; })));
   } else {
     out += "format: llama2.c checkpoint (metadata below is derived from its header)\n";
   }
@@ -55,7 +61,7 @@ void info(const std::string& path, bool all_values) {
   out += fmt::format("tensors ({}, {} parameters, {}):\n", src->tensors().size(), params, human_bytes(double(total)));
   for (const auto& t : src->tensors()) {
     const auto* ti = format::ggml_type_info(t.ggml_type);
-    const std::string type = t.dtype ? std::string(name(*t.dtype)) : ti ? std::string(ti->name) : "?";
+    const std::string type = t.dtype ? std::string(name(*t.dtype)) : ti ? std::string(ti->name) : t.type_name;
     out += fmt::format("  {:<32} {:<6} {:<16} {} bytes\n", t.name, type, t.shape.str(), t.nbytes);
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -67,7 +73,7 @@ void add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto all = std::make_shared<bool>(false);
   CLI::App* c = app.add_subcommand("info", "Show a model file's architecture, hyper-parameters, metadata and tensors");
-  c->add_option("MODEL", *path, "GGUF file or llama2.c checkpoint")->required();
+  c->add_option("MODEL", *path, "GGUF file, llama2.c checkpoint or Hugging Face folder")->required();
   c->add_flag("--all-values", *all, "Print whole arrays (e.g. every vocabulary token)");
   c->callback([path, all] { info(*path, *all); });
 }

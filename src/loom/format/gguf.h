@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,6 +91,9 @@ class GgufWriter {
   void set(std::string key, GgufValue value);  // replaces an existing key in place
   void add_tensor(std::string name, DType dtype, Shape shape, const void* data);
   void add_tensor_raw(std::string name, uint32_t ggml_type, Shape shape, const void* data, size_t nbytes);
+  // A tensor whose bytes `fill` produces into a buffer of its size during
+  // write(), one tensor at a time: writes files larger than memory.
+  void add_tensor_generated(std::string name, DType dtype, Shape shape, std::function<void(std::byte*)> fill);
   void write(const std::string& path) const;
 
  private:
@@ -99,6 +103,7 @@ class GgufWriter {
     Shape shape;
     const void* data;
     size_t nbytes;
+    std::function<void(std::byte*)> fill;  // set instead of data for generated tensors
   };
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Pending> tensors_;

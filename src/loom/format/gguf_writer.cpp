@@ -1,16 +1,12 @@
 // GgufWriter: GGUF v3 out. Metadata and tensor infos are assembled in memory
 // (they are small); tensor data is streamed from the caller's pointers. The
 // file appears under its name only when complete (PATH.tmp, fsync, rename).
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <unordered_set>
 
 #include "loom/core/error.h"
+#include "loom/format/atomic_file.h"
 #include "loom/format/gguf.h"
 #include "loom/format/gguf_internal.h"
 
@@ -72,70 +68,6 @@ class Encoder {
   }
 };
 
-// Owns the descriptor of the file being written; removes PATH.tmp unless the
-// write was committed.
-class TempFile {
- public:
-  TempFile(std::string final_path) : final_(std::move(final_path)), tmp_(final_ + ".tmp") {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail("[format] {}: cannot create {}: {}", final_, tmp_, std::strerror(errno));
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t(1) << 30));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        fail("[format] {}: write failed: {} (is the disk full?)", final_, std::strerror(errno));
-      }
-      p += w;
-      n -= size_t(w);
-      written_ += uint64_t(w);
-    }
-  }
-  void pad_to(uint64_t alignment) {
-    static const char zeros[4096] = {};
-    uint64_t pad = (alignment - written_ % alignment) % alignment;
-    while (pad > 0) {
-      const size_t n = size_t(std::min<uint64_t>(pad, sizeof(zeros)));
-      write(zeros, n);
-      pad -= n;
-    }
-  }
-  void commit() {
-    if (::fsync(fd_) != 0) fail("[format] {}: fsync failed: {}", final_, std::strerror(errno));
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("[format] {}: close failed: {}", final_, std::strerror(errno));
-    if (::rename(tmp_.c_str(), final_.c_str()) != 0)
-      fail("[format] {}: cannot rename {} over it: {}", final_, tmp_, std::strerror(errno));
-    committed_ = true;
-    // Make the rename itself durable; a failure here loses nothing already
-    // written, so it is not an error.
-    auto dir = std::filesystem::path(final_).parent_path();
-    if (dir.empty()) dir = ".";
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-
- private:
-  std::string final_;
-  std::string tmp_;
-  int fd_ = -1;
-  uint64_t written_ = 0;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 void GgufWriter::set(std::string key, GgufValue value) {
@@ -170,7 +102,18 @@ void GgufWriter::add_tensor_raw(std::string name, uint32_t ggml_type, Shape shap
   LOOM_CHECK(expected == nbytes, "[format] GgufWriter: tensor '{}': {} {} needs {} bytes, but {} were given", name,
              info->name, shape.str(), expected, nbytes);
   LOOM_CHECK(data != nullptr || nbytes == 0, "[format] GgufWriter: tensor '{}': no data", name);
-  tensors_.push_back(Pending{std::move(name), ggml_type, shape, data, nbytes});
+  tensors_.push_back(Pending{std::move(name), ggml_type, shape, data, nbytes, {}});
+}
+
+void GgufWriter::add_tensor_generated(std::string name, DType dtype, Shape shape,
+                                      std::function<void(std::byte*)> fill) {
+  LOOM_CHECK(fill != nullptr, "[format] GgufWriter: tensor '{}': no generator", name);
+  const uint32_t type = ggml_type_of(dtype);
+  const uint64_t nbytes = tensor_nbytes(*ggml_type_info(type), shape, fmt::format("GgufWriter: tensor '{}'", name));
+  LOOM_CHECK(nbytes <= SIZE_MAX, "[format] GgufWriter: tensor '{}' is too large", name);
+  static const std::byte kPlaceholder{};  // checked as "has data"; the generator supplies the bytes
+  add_tensor_raw(std::move(name), type, shape, &kPlaceholder, size_t(nbytes));
+  tensors_.back().fill = std::move(fill);
 }
 
 void GgufWriter::write(const std::string& path) const {
@@ -199,11 +142,18 @@ void GgufWriter::write(const std::string& path) const {
     offset = checked_add(offset, (alignment - offset % alignment) % alignment, path);
   }
 
-  TempFile out(path);
+  AtomicFile out(path);
   out.write(e.bytes.data(), e.bytes.size());
   if (!tensors_.empty()) out.pad_to(alignment);  // a metadata-only file ends after its infos
+  std::vector<std::byte> generated;
   for (const auto& t : tensors_) {
-    out.write(t.data, t.nbytes);
+    if (t.fill) {
+      generated.resize(t.nbytes);
+      t.fill(generated.data());
+      out.write(generated.data(), t.nbytes);
+    } else {
+      out.write(t.data, t.nbytes);
+    }
     out.pad_to(alignment);  // as llama.cpp does, also after the last tensor
   }
   out.commit();

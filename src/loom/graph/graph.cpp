@@ -23,6 +23,9 @@ const char* op_name(const Op& op) {
                         [](const Mul&) { return "mul"; },
                         [](const Scale&) { return "scale"; },
                         [](const Softmax&) { return "softmax"; },
+                        [](const Sigmoid&) { return "sigmoid"; },
+                        [](const ScaleRows&) { return "scale_rows"; },
+                        [](const MoeFfn&) { return "moe_ffn"; },
                     },
                     op);
 }

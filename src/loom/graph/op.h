@@ -77,9 +77,27 @@ struct Scale {
 };
 // Softmax over the last dimension.
 struct Softmax {};
+// out = 1 / (1 + exp(-x))                          (x [..., C] f32) -> like x
+struct Sigmoid {};
+// out[r, :] = x[r, :] * s[r]: one factor per row   (x [..., C] f32, s [..., 1] f32 with x's leading dims) -> like x
+// (e.g. Qwen2-MoE's sigmoid gate on its shared expert).
+struct ScaleRows {};
+
+// Mixture-of-experts feed-forward: each token runs through the `n_used`
+// experts of highest router probability, and only those experts' weights are
+// read. For token t with probabilities p = probs[t, :]:
+//   S = the n_used largest p[e] (ties: the lower expert index first)
+//   w_e = p[e] * scale, or p[e] / sum_{j in S} p[j] * scale when normalize
+//   out[t] = sum_{e in S} w_e * down[e] (silu(gate[e] x[t]) * (up[e] x[t]))
+//   (x [T, C] f32, probs [T, E] f32, gate [E, F, C], up [E, F, C], down [E, C, F] any weight dtype) -> [T, C] f32
+struct MoeFfn {
+  int32_t n_used = 2;
+  bool normalize = true;  // Mixtral renormalises the selected weights; Qwen2-MoE and DeepSeek do not
+  float scale = 1.0f;     // DeepSeek's routed scaling factor
+};
 
 using Op = std::variant<Input, Constant, View, GetRows, MatMul, RmsNorm, Rope, KvStore, Attention, SwiGlu, Add, Mul,
-                        Scale, Softmax>;
+                        Scale, Softmax, Sigmoid, ScaleRows, MoeFfn>;
 
 // Name of the op held by `op` ("matmul"), for messages and `supports`.
 const char* op_name(const Op& op);

@@ -155,6 +155,49 @@ Value softmax(Value x) {
   return x.graph().add(Softmax{}, {x}, DType::F32, x.shape());
 }
 
+Value sigmoid(Value x) {
+  expect_float("sigmoid", "x", x);
+  expect_dense_rows("sigmoid", "x", x);
+  return x.graph().add(Sigmoid{}, {x}, DType::F32, x.shape());
+}
+
+Value scale_rows(Value x, Value s) {
+  expect_float("scale_rows", "x", x);
+  expect_float("scale_rows", "s", s);
+  expect_dense_rows("scale_rows", "x", x);
+  bool same_rows = s.rank() == x.rank() && s.dim(-1) == 1;
+  for (int i = 0; same_rows && i < x.rank() - 1; ++i) same_rows = s.dim(i) == x.dim(i);
+  LOOM_CHECK(same_rows, "[graph] scale_rows: factors {} must be {} with a last dim of 1", s.shape().str(),
+             with_last(x.shape(), 1).str());
+  return x.graph().add(ScaleRows{}, {x, s}, DType::F32, x.shape());
+}
+
+Value moe_ffn(Value x, Value probs, Value gate, Value up, Value down, const MoeFfn& p) {
+  LOOM_CHECK(x.rank() == 2, "[graph] moe_ffn: x must be [T, C], got {}", x.shape().str());
+  LOOM_CHECK(probs.rank() == 2 && probs.dim(0) == x.dim(0), "[graph] moe_ffn: probs {} must be [{}, E]",
+             probs.shape().str(), x.dim(0));
+  expect_float("moe_ffn", "x", x);
+  expect_float("moe_ffn", "probs", probs);
+  expect_dense_rows("moe_ffn", "x", x);
+  expect_dense_rows("moe_ffn", "probs", probs);
+  const int64_t E = probs.dim(1), C = x.dim(1);
+  LOOM_CHECK(gate.rank() == 3 && gate.dim(0) == E && gate.dim(2) == C,
+             "[graph] moe_ffn: gate experts {} must be [{}, F, {}]", gate.shape().str(), E, C);
+  const int64_t F = gate.dim(1);
+  LOOM_CHECK(up.shape() == gate.shape(), "[graph] moe_ffn: up experts {} must match gate experts {}",
+             up.shape().str(), gate.shape().str());
+  LOOM_CHECK(down.rank() == 3 && down.dim(0) == E && down.dim(1) == C && down.dim(2) == F,
+             "[graph] moe_ffn: down experts {} must be [{}, {}, {}]", down.shape().str(), E, C, F);
+  for (Value w : {gate, up, down})
+    LOOM_CHECK(w.dtype() != DType::I32 && w.dtype() != DType::I8, "[graph] moe_ffn: expert weights must be float or "
+               "block-quantized, got {}", name(w.dtype()));
+  expect_dense_rows("moe_ffn", "gate experts", gate);
+  expect_dense_rows("moe_ffn", "up experts", up);
+  expect_dense_rows("moe_ffn", "down experts", down);
+  LOOM_CHECK(p.n_used >= 1 && p.n_used <= E, "[graph] moe_ffn: n_used must be in 1..{}, got {}", E, p.n_used);
+  return x.graph().add(p, {x, probs, gate, up, down}, DType::F32, x.shape());
+}
+
 Value reshape(Value x, Shape shape) {
   LOOM_CHECK(is_contiguous(x.node()), "[graph] reshape: {} is not contiguous", x.shape().str());
   LOOM_CHECK(shape.numel() == x.shape().numel(), "[graph] reshape: cannot reshape {} to {}", x.shape().str(),

@@ -22,6 +22,10 @@ Value add(Value a, Value b);
 Value mul(Value a, Value b);
 Value scale(Value x, float factor);
 Value softmax(Value x);
+Value sigmoid(Value x);
+Value scale_rows(Value x, Value s);  // s [..., 1]: one factor per row of x
+// Mixture-of-experts FFN (op.h MoeFfn): x [T, C], probs [T, E], gate/up [E, F, C], down [E, C, F].
+Value moe_ffn(Value x, Value probs, Value gate_exps, Value up_exps, Value down_exps, const MoeFfn& params);
 
 // Views (no computation).
 Value reshape(Value x, Shape shape);                          // x must be contiguous

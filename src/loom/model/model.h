@@ -8,6 +8,7 @@
 //   model::KvCache kv(*backend, m->config(), /*blocks=*/64, /*block_size=*/16, DType::F16);
 //   model::Runner run(*m, *backend, kv);
 //   std::span<const float> logits = run.forward(batch);
+//   std::span<const float> hidden = run.hidden();    // final hidden states of the same rows
 #pragma once
 
 #include <memory>
@@ -32,7 +33,9 @@ struct ModelConfig {
   int64_t n_head = 0;     // Hq
   int64_t n_head_kv = 0;  // Hkv
   int64_t head_dim = 0;   // D
-  int64_t n_ff = 0;       // F
+  int64_t n_ff = 0;       // F (dense layers)
+  int64_t n_expert = 0;       // E experts of a mixture-of-experts layer (0: dense model)
+  int64_t n_expert_used = 0;  // experts each token runs through
   int64_t n_ctx_train = 0;
   float norm_eps = 1e-5f;
   graph::Rope rope;
@@ -67,12 +70,18 @@ struct ForwardInputs {
   graph::Value out_rows;     // [R]  tokens whose logits are wanted
 };
 
+// Graph outputs of one forward pass, for the rows `out_rows` asks for.
+struct ForwardOutputs {
+  graph::Value logits;  // [R, V]
+  graph::Value hidden;  // [R, C] final hidden state: after the output norm, before the output projection
+};
+
 class Model {
  public:
   virtual ~Model() = default;
   const ModelConfig& config() const { return config_; }
-  // Adds the forward pass of a batch to g; returns logits [R, V].
-  virtual graph::Value forward(graph::Graph& g, const ForwardInputs& in, const KvCache& kv) const = 0;
+  // Adds the forward pass of a batch to g.
+  virtual ForwardOutputs forward(graph::Graph& g, const ForwardInputs& in, const KvCache& kv) const = 0;
 
  protected:
   ModelConfig config_;
@@ -83,7 +92,7 @@ class Model {
 // missing tensors and wrong shapes.
 std::unique_ptr<Model> load(const ModelSource& source, backend::Backend& backend);
 
-// Architectures loom knows ("llama", ...).
+// Architectures loom knows ("llama", "qwen2", ...).
 std::vector<std::string> architectures();
 
 }  // namespace loom::model

@@ -9,6 +9,12 @@ const Registry& registry() {
   static const Registry r = [] {
     Registry reg;
     register_llama(reg);
+    register_qwen2(reg);
+    register_qwen2moe(reg);
+    register_deepseek(reg);
+    register_chatglm(reg);
+    register_glm4(reg);
+    register_telechat2(reg);
     return reg;
   }();
   return r;

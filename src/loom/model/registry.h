@@ -24,6 +24,13 @@ class Registry {
   std::vector<std::pair<std::string, Factory>> entries_;
 };
 
-void register_llama(Registry& r);
+// One per architecture file.
+void register_llama(Registry& r);      // llama.cpp: Llama and Mixtral-style MoE
+void register_qwen2(Registry& r);      // qwen2.cpp
+void register_qwen2moe(Registry& r);   // qwen2moe.cpp
+void register_deepseek(Registry& r);   // deepseek.cpp
+void register_chatglm(Registry& r);    // chatglm.cpp: ChatGLM2/3, GLM-4-9B
+void register_glm4(Registry& r);       // glm4.cpp: GLM-4-0414 with post-norms
+void register_telechat2(Registry& r);  // telechat2.cpp
 
 }  // namespace loom::model

@@ -7,7 +7,7 @@ namespace loom::model {
 struct Runner::Compiled {
   graph::Graph graph;
   ForwardInputs in;
-  graph::Value logits;
+  ForwardOutputs out;
   std::unique_ptr<backend::Executable> exe;
 };
 
@@ -20,7 +20,10 @@ Runner::Compiled& Runner::compiled_for(int64_t T, int64_t R, int64_t NS) {
   auto key = std::make_tuple(T, R, NS);
   auto it = cache_.find(key);
   if (it != cache_.end()) return *it->second;
-  if (cache_.size() >= 32) cache_.clear();  // many distinct prefill shapes: start over rather than grow
+  if (cache_.size() >= 32) {  // many distinct prefill shapes: start over rather than grow
+    cache_.clear();
+    last_ = nullptr;
+  }
   auto c = std::make_unique<Compiled>();
   graph::Graph& g = c->graph;
   c->in.tokens = g.input("tokens", DType::I32, {T});
@@ -29,8 +32,9 @@ Runner::Compiled& Runner::compiled_for(int64_t T, int64_t R, int64_t NS) {
   c->in.slots = g.input("slots", DType::I32, {T});
   c->in.block_table = g.input("block_table", DType::I32, {NS, kv_.n_blocks()});
   c->in.out_rows = g.input("out_rows", DType::I32, {R});
-  c->logits = model_.forward(g, c->in, kv_);
-  g.mark_output(c->logits);
+  c->out = model_.forward(g, c->in, kv_);
+  g.mark_output(c->out.logits);
+  g.mark_output(c->out.hidden);
   c->exe = backend_.compile(g);
   return *cache_.emplace(key, std::move(c)).first->second;
 }
@@ -62,8 +66,17 @@ std::span<const float> Runner::forward(const Batch& b) {
   c.exe->set_input(c.in.out_rows, b.out_rows.data(), size_t(R) * 4);
   c.exe->run();
   logits_.resize(size_t(R * model_.config().n_vocab));
-  c.exe->read(c.logits, logits_.data(), logits_.size() * 4);
+  c.exe->read(c.out.logits, logits_.data(), logits_.size() * 4);
+  last_ = &c;
+  last_rows_ = R;
   return logits_;
+}
+
+std::span<const float> Runner::hidden() {
+  LOOM_CHECK(last_ != nullptr, "[model] Runner::hidden: no forward pass has run yet");
+  hidden_.resize(size_t(last_rows_ * model_.config().n_embd));
+  last_->exe->read(last_->out.hidden, hidden_.data(), hidden_.size() * 4);
+  return hidden_;
 }
 
 }  // namespace loom::model

@@ -5,6 +5,7 @@
 //   model::Batch b;  b.tokens = {1};  b.positions = {0};  b.seq_ids = {0};
 //   b.out_rows = {0};  b.block_table = {0, 1, 2, ...};   // one row per sequence
 //   std::span<const float> logits = runner.forward(b);    // [R, V]
+//   std::span<const float> hidden = runner.hidden();      // [R, C], for tests and embeddings
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,9 @@ class Runner {
 
   // Logits [R, V] of the batch, valid until the next call.
   std::span<const float> forward(const Batch& batch);
+  // Final hidden states [R, C] (after the output norm) of the last forward,
+  // read on demand; valid until the next call of forward or hidden.
+  std::span<const float> hidden();
 
   const Model& model() const { return model_; }
 
@@ -45,8 +49,11 @@ class Runner {
   backend::Backend& backend_;
   const KvCache& kv_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Compiled>> cache_;
+  Compiled* last_ = nullptr;  // the executable of the last forward
+  int64_t last_rows_ = 0;
   std::vector<int32_t> slots_;
   std::vector<float> logits_;
+  std::vector<float> hidden_;
 };
 
 }  // namespace loom::model

@@ -1,9 +1,16 @@
 // Binding file tensors to backend tensors, with the checks every architecture
 // needs: the tensor exists, has the expected shape, and a dtype loom can use.
+// Every storage block of the source (file mappings, owned buffers) is
+// imported into the backend once; on host backends that is zero-copy.
+//
+//   WeightBinder w(source, backend);
+//   Tensor wq = w.get("blk.0.attn_q.weight", {Hq * D, C});
+//   Tensor bq = w.optional("blk.0.attn_q.bias", {Hq * D});   // undefined if absent
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "loom/backend/backend.h"
 #include "loom/model/source.h"
@@ -22,7 +29,7 @@ class WeightBinder {
 
  private:
   const ModelSource& source_;
-  std::shared_ptr<Buffer> buffer_;  // the whole mapping, imported once
+  std::vector<std::shared_ptr<Buffer>> buffers_;  // one per source storage
 };
 
 }  // namespace loom::model

@@ -176,6 +176,66 @@ void softmax(const Tensor& x, const Tensor& out) {
   }
 }
 
+void scale_rows(std::span<const Tensor> in, const Tensor& out) {
+  const Tensor &x = in[0], &s = in[1];
+  const int64_t C = x.dim(-1);
+  for (int64_t r = 0; r < row_count(x); ++r) {
+    const double f = row_as<const float>(s, r)[0];
+    const float* xr = row_as<const float>(x, r);
+    float* o = row_as<float>(out, r);
+    for (int64_t c = 0; c < C; ++c) o[c] = float(double(xr[c]) * f);
+  }
+}
+
+// The n_used experts of highest probability, ties to the lower index. A NaN
+// never wins a comparison, so the result is always n_used valid experts.
+std::vector<int64_t> top_experts(const float* p, int64_t E, int64_t n_used) {
+  std::vector<int64_t> chosen;
+  std::vector<bool> taken(static_cast<size_t>(E), false);
+  for (int64_t k = 0; k < n_used; ++k) {
+    int64_t best = -1;
+    for (int64_t e = 0; e < E; ++e)
+      if (!taken[size_t(e)] && (best < 0 || p[e] > p[best])) best = e;
+    taken[size_t(best)] = true;
+    chosen.push_back(best);
+  }
+  return chosen;
+}
+
+void moe_ffn(const graph::MoeFfn& prm, std::span<const Tensor> in, const Tensor& out) {
+  const Tensor &x = in[0], &probs = in[1], &gate = in[2], &up = in[3], &down = in[4];
+  const int64_t T = x.dim(0), C = x.dim(1), E = probs.dim(1), F = gate.dim(1);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = row_as<const float>(x, t);
+    const float* p = row_as<const float>(probs, t);
+    const std::vector<int64_t> chosen = top_experts(p, E, prm.n_used);
+    double total = 0;
+    for (int64_t e : chosen) total += double(p[e]);
+    std::vector<double> acc(static_cast<size_t>(C), 0.0), h(static_cast<size_t>(F));
+    for (int64_t e : chosen) {
+      double w = double(p[e]) * double(prm.scale);
+      if (prm.normalize) w = double(p[e]) / total * double(prm.scale);
+      for (int64_t f = 0; f < F; ++f) {
+        const std::vector<float> g = row_to_float(gate, e * F + f), u = row_to_float(up, e * F + f);
+        double dg = 0, du = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          dg += double(g[size_t(c)]) * double(xr[c]);
+          du += double(u[size_t(c)]) * double(xr[c]);
+        }
+        h[size_t(f)] = dg / (1.0 + std::exp(-dg)) * du;
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        const std::vector<float> d = row_to_float(down, e * C + c);
+        double dot = 0;
+        for (int64_t f = 0; f < F; ++f) dot += double(d[size_t(f)]) * h[size_t(f)];
+        acc[size_t(c)] += w * dot;
+      }
+    }
+    float* o = row_as<float>(out, t);
+    for (int64_t c = 0; c < C; ++c) o[c] = float(acc[size_t(c)]);
+  }
+}
+
 class ReferenceBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "reference"; }
@@ -202,6 +262,11 @@ class ReferenceBackend final : public HostBackend {
                    [&](const graph::Mul&) { binary(in, out, [](float a, float b) { return a * b; }); },
                    [&](const graph::Scale& p) { unary(in[0], out, [f = p.factor](float x) { return x * f; }); },
                    [&](const graph::Softmax&) { softmax(in[0], out); },
+                   [&](const graph::Sigmoid&) {
+                     unary(in[0], out, [](float x) { return float(1.0 / (1.0 + std::exp(-double(x)))); });
+                   },
+                   [&](const graph::ScaleRows&) { scale_rows(in, out); },
+                   [&](const graph::MoeFfn& p) { moe_ffn(p, in, out); },
                },
                node.op);
   }
