@@ -4,10 +4,11 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+ARM64_BUILD ?= build-arm64
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan fuzz clean
+.PHONY: all deps build run test test-asan test-arm64 fuzz clean
 
 all: build
 
@@ -35,12 +36,25 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j2
 
+# The kernel, conformance, core and graph tests cross-compiled for AArch64
+# and run under qemu-user, which emulates a CPU with dotprod, so the scalar,
+# NEON and NEON+dotprod kernels all run (cmake/aarch64-linux-gnu.cmake). The
+# CPU backend's tests pick the best set (NEON+dotprod), then run again on NEON.
+test-arm64:
+	@scripts/install-deps.sh cross
+	cmake -S . -B $(ARM64_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake \
+	  -DLOOM_BUILD_TOOLS=OFF -DLOOM_BUILD_BENCH=OFF "-DLOOM_TEST_ROOMS=core;graph;backend"
+	cmake --build $(ARM64_BUILD) --target test_core test_graph test_backend
+	cd $(ARM64_BUILD) && ctest --output-on-failure -j2
+	cd $(ARM64_BUILD) && LOOM_CPU_ISA=neon ctest --output-on-failure -j2 -R /cpu
+
 fuzz:
 	@scripts/install-deps.sh fuzz
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOOM_FUZZ=ON \
 	  -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_TOOLS=OFF -DLOOM_SANITIZE=address,undefined
-	cmake --build $(FUZZ_BUILD) --target fuzz_model_readers fuzz_make_seeds
+	cmake --build $(FUZZ_BUILD) --target fuzz_model_readers fuzz_tokenizer_readers fuzz_make_seeds
 	scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(ARM64_BUILD)

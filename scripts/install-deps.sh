@@ -2,14 +2,18 @@
 # Installs the Debian 12 packages loom needs, only those that are missing.
 #   scripts/install-deps.sh            build + tests
 #   scripts/install-deps.sh fuzz       + clang and its sanitizer/fuzzer runtime
+#   scripts/install-deps.sh cross      + the AArch64 cross compiler and qemu-user
+#                                        (make test-arm64; GoogleTest is built from
+#                                        the googletest package's sources)
 set -euo pipefail
 
 packages=(g++ cmake ninja-build make pkg-config libfmt-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev)
 for extra in "$@"; do
   case "$extra" in
     fuzz) packages+=(clang libclang-rt-14-dev) ;;
-    *) echo "install-deps: unknown group '$extra' (known: fuzz)" >&2; exit 2 ;;
+    cross) packages+=(g++-aarch64-linux-gnu qemu-user googletest) ;;
+    *) echo "install-deps: unknown group '$extra' (known: fuzz, cross)" >&2; exit 2 ;;
   esac
 done
 

@@ -51,16 +51,44 @@ TEST_P(Conformance, MatMulEveryWeightType) {
   struct Shape3 {
     int64_t rows, n, k;
   };
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const bool block = traits(t).is_quantized;
+    const int64_t bs = traits(t).block_size;  // rows are 3, 5, 7 blocks long (1 element for plain types)
+    const int64_t k1 = block ? 3 * bs : 67, k2 = block ? 5 * bs : 131, k3 = block ? 7 * bs : 99;
     // Decode (1 row), a few rows, and a prefill-sized batch.
-    for (Shape3 s : {Shape3{1, 37, block ? 96 : 67}, Shape3{3, 53, block ? 160 : 131}, Shape3{19, 45, block ? 224 : 99}}) {
+    for (Shape3 s : {Shape3{1, 37, k1}, Shape3{3, 53, k2}, Shape3{19, 45, k3}}) {
       SCOPED_TRACE(std::string(name(t)) + " rows " + std::to_string(s.rows));
       GraphCase c;
       c.constants = {weights(t, s.n, s.k, 7)};
       c.inputs = {test::host_f32({s.rows, s.k}, random_floats(size_t(s.rows * s.k), 8))};
       c.build = [](Graph&, auto& k, auto& in) { return graph::matmul(in[0], k[0]); };
-      expect_matches_reference(c, 1e-5, 1e-4);
+      if (!block) {
+        expect_matches_reference(c, 1e-5, 1e-4);
+        continue;
+      }
+      // Backends may quantize activations to int8 blocks (scale = block max / 127)
+      // for Q8_0/Q4_0 weights. Rounding moves each x by at most half a step,
+      // so |y - y_ref| <= sum_k |w_nk| * step(x_rk) / 2 (+ float rounding).
+      const auto x = random_floats(size_t(s.rows * s.k), 8);
+      std::vector<float> w(static_cast<size_t>(s.n * s.k));
+      for (int64_t n = 0; n < s.n; ++n)
+        dequantize_row(t, c.constants[0].bytes.data() + row_bytes(t, s.k) * size_t(n), w.data() + n * s.k, s.k);
+      auto ref = backend::create("reference");
+      auto be = backend::create(GetParam(), {.threads = 3});
+      const auto want = test::run_case(*ref, c);
+      const auto got = test::run_case(*be, c);
+      for (int64_t r = 0; r < s.rows; ++r) {
+        for (int64_t n = 0; n < s.n; ++n) {
+          double bound = 0;
+          for (int64_t k = 0; k < s.k; ++k) {
+            double amax = 0;
+            for (int64_t j = k / 32 * 32; j < k / 32 * 32 + 32; ++j) amax = std::max(amax, std::fabs(double(x[size_t(r * s.k + j)])));
+            bound += std::fabs(double(w[size_t(n * s.k + k)])) * amax / 127 / 2;
+          }
+          const size_t i = size_t(r * s.n + n);
+          EXPECT_LE(std::fabs(double(got[i]) - want[i]), bound + 1e-5 * (1 + std::fabs(want[i]))) << r << "," << n;
+        }
+      }
     }
   }
 }
@@ -74,10 +102,10 @@ TEST_P(Conformance, MatMulRank3Input) {
 }
 
 TEST_P(Conformance, GetRowsEveryTableType) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     SCOPED_TRACE(name(t));
     GraphCase c;
-    c.constants = {weights(t, 29, traits(t).is_quantized ? 96 : 23, 3)};
+    c.constants = {weights(t, 29, traits(t).is_quantized ? 3 * traits(t).block_size : 23, 3)};
     c.inputs = {test::host_i32({7}, {0, 28, 5, 5, 17, 1, 9})};
     c.build = [](Graph&, auto& k, auto& in) { return graph::get_rows(k[0], in[0]); };
     expect_matches_reference(c, 0, 0);  // a lookup is exact
@@ -123,6 +151,47 @@ TEST_P(Conformance, ElementwiseOps) {
     c.inputs = {test::host_f32({6, 45}, a), test::host_f32({6, 45}, b)};
     c.build = [build = build](Graph&, auto&, auto& in) { return build(in[0], in[1]); };
     expect_matches_reference(c, 1e-6, 1e-5);
+  }
+}
+
+TEST_P(Conformance, SigmoidAndRowScaling) {
+  GraphCase c;
+  c.inputs = {test::host_f32({2, 3, 45}, random_floats(2 * 3 * 45, 14, -9, 9)),
+              test::host_f32({2, 3, 1}, random_floats(6, 15, -2, 2))};
+  c.build = [](Graph&, auto&, auto& in) { return graph::scale_rows(graph::sigmoid(in[0]), in[1]); };
+  expect_matches_reference(c, 1e-6, 1e-5);
+}
+
+// Mixture of experts: 7 experts, top 2 (and top 3), odd token counts; expert
+// weights in every type the model files use. Router probabilities come from a
+// softmax so that they look like a real router's.
+GraphCase moe_case(DType t, int64_t T, int32_t n_used, bool normalize, float scale, int64_t C = 64, int64_t F = 96) {
+  const int64_t E = 7;  // C and F: whole blocks of every quantized type used with them
+  auto experts = [&](int64_t rows, int64_t cols, uint32_t seed) {
+    const auto f = random_floats(size_t(E * rows * cols), seed, -0.5f, 0.5f);
+    return HostTensor{t, {E, rows, cols}, quant::quantize_rows(t, f.data(), E * rows, cols)};
+  };
+  GraphCase c;
+  c.constants = {experts(F, C, 41), experts(F, C, 42), experts(C, F, 43)};
+  c.inputs = {test::host_f32({T, C}, random_floats(size_t(T * C), 44)),
+              test::host_f32({T, E}, random_floats(size_t(T * E), 45, -3, 3))};
+  c.build = [=](Graph&, auto& k, auto& in) {
+    return graph::moe_ffn(in[0], graph::softmax(in[1]), k[0], k[1], k[2], graph::MoeFfn{n_used, normalize, scale});
+  };
+  return c;
+}
+
+TEST_P(Conformance, MoeFfnEveryExpertType) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+    SCOPED_TRACE(name(t));
+    expect_matches_reference(moe_case(t, 5, 2, true, 1.0f), 1e-5, 1e-4);   // Mixtral routing, a prefill
+    expect_matches_reference(moe_case(t, 1, 2, true, 1.0f), 1e-5, 1e-4);   // a decode step
+    expect_matches_reference(moe_case(t, 11, 3, false, 1.5f), 1e-5, 1e-4);  // unnormalised, scaled
+  }
+  // K-quants (the experts of Q4_K_M files) come in 256-element super-blocks.
+  for (DType t : {DType::Q4_K, DType::Q6_K}) {
+    SCOPED_TRACE(name(t));
+    expect_matches_reference(moe_case(t, 5, 2, true, 1.0f, 256, 256), 1e-5, 1e-4);
   }
 }
 

@@ -10,6 +10,11 @@ namespace loom::cli {
 void add_run(CLI::App& app);
 void add_info(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_chat_format(CLI::App& app);
+void add_chat(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 // The model used when no -m is given: $LOOM_MODEL, else the default model the
 // build produces (build/models/default.gguf next to build/bin/loom).

@@ -28,6 +28,11 @@ int main(int argc, char** argv) {
   loom::cli::add_run(app);
   loom::cli::add_info(app);
   loom::cli::add_convert(app);
+  loom::cli::add_tokenize(app);
+  loom::cli::add_chat_format(app);
+  loom::cli::add_chat(app);
+  loom::cli::add_bench(app);
+  loom::cli::add_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

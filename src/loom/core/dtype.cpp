@@ -10,7 +10,7 @@
 namespace loom {
 
 namespace {
-constexpr std::array<DTypeTraits, 7> kTraits = {{
+constexpr std::array<DTypeTraits, 9> kTraits = {{
     {"f32", 1, 4, false, 4},
     {"f16", 1, 2, false, 2},
     {"bf16", 1, 2, false, 2},
@@ -18,6 +18,8 @@ constexpr std::array<DTypeTraits, 7> kTraits = {{
     {"q4_0", kQK4_0, int(sizeof(BlockQ4_0)), true, int(alignof(BlockQ4_0))},
     {"i32", 1, 4, false, 4},
     {"i8", 1, 1, false, 1},
+    {"q4_k", kQK_K, int(sizeof(BlockQ4_K)), true, int(alignof(BlockQ4_K))},
+    {"q6_k", kQK_K, int(sizeof(BlockQ6_K)), true, int(alignof(BlockQ6_K))},
 }};
 }  // namespace
 
@@ -87,6 +89,41 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
     case DType::I32: {
       const auto* s = static_cast<const int32_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+      return;
+    }
+    case DType::Q4_K: {
+      LOOM_CHECK(n % kQK_K == 0, "[core] q4_k row length {} is not a multiple of {}", n, kQK_K);
+      const auto* b = static_cast<const BlockQ4_K*>(src);
+      for (int64_t i = 0; i < n / kQK_K; ++i, dst += kQK_K) {
+        const float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+        for (int c = 0; c < 4; ++c) {
+          uint8_t sc0, m0, sc1, m1;
+          q4_k_scale_min(b[i].scales, 2 * c, &sc0, &m0);
+          q4_k_scale_min(b[i].scales, 2 * c + 1, &sc1, &m1);
+          for (int l = 0; l < 32; ++l) {
+            dst[64 * c + l] = d * float(sc0) * float(b[i].qs[32 * c + l] & 15) - dmin * float(m0);
+            dst[64 * c + 32 + l] = d * float(sc1) * float(b[i].qs[32 * c + l] >> 4) - dmin * float(m1);
+          }
+        }
+      }
+      return;
+    }
+    case DType::Q6_K: {
+      LOOM_CHECK(n % kQK_K == 0, "[core] q6_k row length {} is not a multiple of {}", n, kQK_K);
+      const auto* b = static_cast<const BlockQ6_K*>(src);
+      for (int64_t i = 0; i < n / kQK_K; ++i, dst += kQK_K) {
+        const float d = f16_to_f32(b[i].d);
+        for (int h = 0; h < 2; ++h) {
+          for (int k = 0; k < 4; ++k) {
+            for (int l = 0; l < 32; ++l) {
+              const uint8_t low = b[i].ql[64 * h + l + 32 * (k & 1)];
+              const int q = ((k < 2 ? low & 15 : low >> 4) | (((b[i].qh[32 * h + l] >> (2 * k)) & 3) << 4)) - 32;
+              const int e = 128 * h + 32 * k + l;
+              dst[e] = d * float(b[i].scales[e / 16]) * float(q);
+            }
+          }
+        }
+      }
       return;
     }
     case DType::I8: {

@@ -5,6 +5,7 @@
 
 #include "loom/core/error.h"
 #include "loom/core/half.h"
+#include "loom/quant/kquants.h"
 
 namespace loom::quant {
 
@@ -64,6 +65,12 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
       return;
     case DType::Q4_0:
       quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n / kQK4_0);
+      return;
+    case DType::Q4_K:
+      quantize_row_q4_k(src, static_cast<BlockQ4_K*>(dst), n / kQK_K);
+      return;
+    case DType::Q6_K:
+      quantize_row_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kQK_K);
       return;
     default:
       fail("[quant] cannot quantize to {}", name(t));

@@ -15,7 +15,7 @@
 
 namespace loom::quant {
 
-// Converts n floats to dtype `t` (F32, F16, BF16, Q8_0, Q4_0); n must be a
+// Converts n floats to dtype `t` (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K); n must be a
 // multiple of the block size.
 void quantize_row(DType t, const float* src, void* dst, int64_t n);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "loom/backend/cpu/cpu_context.h"
+#include "loom/backend/cpu/simd/kernels.h"
 #include "loom/backend/kernel_checks.h"
 #include "loom/core/half.h"
 
@@ -14,15 +15,6 @@ namespace {
 
 inline int32_t i32_at(const Tensor& v, int64_t i) {
   return *reinterpret_cast<const int32_t*>(v.data() + i * v.stride(0));
-}
-
-inline void load_row(DType dt, const std::byte* src, float* dst, int64_t n) {
-  if (dt == DType::F32) {
-    std::memcpy(dst, src, size_t(n) * 4);
-  } else {
-    const auto* h = reinterpret_cast<const uint16_t*>(src);
-    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
-  }
 }
 
 }  // namespace
@@ -63,12 +55,12 @@ void attention(Context& ctx, const graph::Attention& p, std::span<const Tensor> 
   int64_t max_n = 0;
   for (int64_t t = 0; t < T; ++t) max_n = std::max<int64_t>(max_n, i32_at(pos, t) + 1);
   float* o = out.data_as<float>();
+  const simd::Kernels& kern = simd::kernels();
 
   ctx.for_chunks(T * Hq, 1, [&](int64_t i0, int64_t i1, int thread) {
-    float* scratch = ctx.scratch(thread, size_t(max_n + 2 * D));
+    float* scratch = ctx.scratch(thread, size_t(max_n + D));
     float* score = scratch;
-    float* krow = scratch + max_n;
-    float* acc = krow + D;
+    float* acc = scratch + max_n;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / Hq, h = i % Hq, kvh = h / group;
       const int64_t n = i32_at(pos, t) + 1;
@@ -78,14 +70,8 @@ void attention(Context& ctx, const graph::Attention& p, std::span<const Tensor> 
       for (int64_t j = 0; j < n; ++j) {
         const int64_t slot = int64_t(blocks[j / bs]) * bs + j % bs;
         const std::byte* kp = kb + slot * slot_bytes + kvh * head_bytes;
-        float dot = 0;
-        if (dt == DType::F32) {
-          const auto* kf = reinterpret_cast<const float*>(kp);
-          for (int64_t d = 0; d < D; ++d) dot += qv[d] * kf[d];
-        } else {
-          load_row(dt, kp, krow, D);
-          for (int64_t d = 0; d < D; ++d) dot += qv[d] * krow[d];
-        }
+        const float dot = dt == DType::F32 ? kern.dot_f32(reinterpret_cast<const float*>(kp), qv, D)
+                                           : kern.dot_f16(reinterpret_cast<const uint16_t*>(kp), qv, D);
         score[j] = dot * p.scale;
         mx = std::max(mx, score[j]);
       }
@@ -96,14 +82,10 @@ void attention(Context& ctx, const graph::Attention& p, std::span<const Tensor> 
       for (int64_t j = 0; j < n; ++j) {
         const int64_t slot = int64_t(blocks[j / bs]) * bs + j % bs;
         const std::byte* vp = vb + slot * slot_bytes + kvh * head_bytes;
-        const float w = score[j] * inv;
-        if (dt == DType::F32) {
-          const auto* vf = reinterpret_cast<const float*>(vp);
-          for (int64_t d = 0; d < D; ++d) acc[d] += w * vf[d];
-        } else {
-          load_row(dt, vp, krow, D);
-          for (int64_t d = 0; d < D; ++d) acc[d] += w * krow[d];
-        }
+        if (dt == DType::F32)
+          kern.axpy_f32(score[j] * inv, reinterpret_cast<const float*>(vp), acc, D);
+        else
+          kern.axpy_f16(score[j] * inv, reinterpret_cast<const uint16_t*>(vp), acc, D);
       }
       std::memcpy(o + i * D, acc, size_t(D) * 4);
     }

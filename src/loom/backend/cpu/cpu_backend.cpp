@@ -10,7 +10,8 @@ namespace loom::backend {
 namespace {
 
 bool is_weight_dtype(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 ||
+         t == DType::Q4_K || t == DType::Q6_K;
 }
 
 class CpuBackend final : public HostBackend {
@@ -45,6 +46,9 @@ class CpuBackend final : public HostBackend {
                    [&](const graph::Mul&) { mul(ctx_, in, out); },
                    [&](const graph::Scale& p) { scale(ctx_, p, in, out); },
                    [&](const graph::Softmax&) { softmax(ctx_, in, out); },
+                   [&](const graph::Sigmoid&) { sigmoid(ctx_, in, out); },
+                   [&](const graph::ScaleRows&) { scale_rows(ctx_, in, out); },
+                   [&](const graph::MoeFfn& p) { moe_ffn(ctx_, p, in, out); },
                },
                node.op);
   }

@@ -27,6 +27,15 @@ class Context {
     return s.data();
   }
 
+  // Bytes shared by all threads of one kernel call (routing tables, activations
+  // between passes), 64-byte aligned, valid until the next call; grows to the
+  // largest size asked for and is then reused.
+  std::byte* workspace(size_t bytes) {
+    if (workspace_.size() < bytes + 64) workspace_.resize(bytes + 64);
+    const auto addr = reinterpret_cast<uintptr_t>(workspace_.data());
+    return workspace_.data() + ((64 - addr % 64) % 64);
+  }
+
   // Calls fn(begin, end, thread) over chunks of [0, n) of about `grain` items,
   // handed out dynamically to the pool's threads. Small jobs stay on the caller.
   template <typename F>
@@ -44,6 +53,7 @@ class Context {
  private:
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;
+  std::vector<std::byte> workspace_;
 };
 
 // Kernels (one file per family).
@@ -58,6 +68,9 @@ void add(Context& ctx, std::span<const Tensor> in, const Tensor& out);
 void mul(Context& ctx, std::span<const Tensor> in, const Tensor& out);
 void scale(Context& ctx, const graph::Scale& p, std::span<const Tensor> in, const Tensor& out);
 void softmax(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void sigmoid(Context& ctx, std::span<const Tensor> in, const Tensor& out);     // moe.cpp
+void scale_rows(Context& ctx, std::span<const Tensor> in, const Tensor& out);  // moe.cpp
+void moe_ffn(Context& ctx, const graph::MoeFfn& p, std::span<const Tensor> in, const Tensor& out);
 
 // Row helpers for kernels: the last dim is dense, leading dims are strided.
 struct Rows {

@@ -69,14 +69,16 @@ void rope(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const 
   const Rows xr(x), orow(out);
   const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2), half = p.n_rot / 2;
   const bool adjacent = p.style == graph::RopeStyle::Adjacent;
+  // Frequencies once per call (in double, like the reference); angles once per token.
+  auto* freq = reinterpret_cast<double*>(ctx.workspace(size_t(half) * sizeof(double)));
+  for (int64_t i = 0; i < half; ++i) freq[i] = std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot));
   ctx.for_chunks(T, std::max<int64_t>(1, 64 / std::max<int64_t>(H, 1)), [&](int64_t t0, int64_t t1, int thread) {
     float* cs = ctx.scratch(thread, size_t(2 * half));
     for (int64_t t = t0; t < t1; ++t) {
-      // The angles depend only on the position: compute them once per token, in double.
       const double position = double(*reinterpret_cast<const int32_t*>(pos.data() + t * pos.stride(0))) *
                               double(p.freq_scale);
       for (int64_t i = 0; i < half; ++i) {
-        const double theta = position * std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot));
+        const double theta = position * freq[i];
         cs[2 * i] = float(std::cos(theta));
         cs[2 * i + 1] = float(std::sin(theta));
       }

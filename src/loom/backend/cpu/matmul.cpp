@@ -1,88 +1,29 @@
-// Matrix multiplication y = x W^T for every weight dtype. Decoding (one row
-// of x) streams each weight row once through a fused dequantize-dot; prefill
-// (many rows) dequantizes a tile of weight rows into scratch once and reuses
-// it for every row of x. Threads split the output columns.
+// Matrix multiplication y = x W^T for every weight dtype, on the SIMD
+// kernels of simd/kernels.h. Quantized weights (Q8_0, Q4_0, Q4_K, Q6_K): the rows of x are quantized
+// to int8 blocks once, then every output is an integer block dot product.
+// F32/F16/BF16 weights: float dots, converting weights in registers.
+// One row of x (decoding) streams each weight row once through a dot
+// kernel; several rows (prompts, batches) go through tiled kernels that keep
+// a 4 x 4 block of sums in registers, over blocks of kTokenBlock rows of x
+// small enough to stay in L2 while every weight row passes by. Threads split
+// the weight rows (output columns).
 #include <cstring>
-#include <memory>
 
 #include "loom/backend/cpu/cpu_context.h"
-#include "loom/core/half.h"
+#include "loom/backend/cpu/simd/kernels.h"
 
 namespace loom::backend::cpu {
 
 namespace {
 
-const float* f16_table() {
-  static const std::unique_ptr<float[]> table = [] {
-    auto t = std::make_unique<float[]>(65536);
-    for (uint32_t i = 0; i < 65536; ++i) t[i] = f16_to_f32(uint16_t(i));
-    return t;
-  }();
-  return table.get();
-}
+constexpr int64_t kTokenBlock = 64;
 
-// Eight independent partial sums so the compiler can keep them in vector lanes.
-inline float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-float dot_row(DType dt, const std::byte* w, const float* x, int64_t K) {
-  switch (dt) {
-    case DType::F32:
-      return dot_f32(reinterpret_cast<const float*>(w), x, K);
-    case DType::F16: {
-      const float* tab = f16_table();
-      const auto* h = reinterpret_cast<const uint16_t*>(w);
-      float acc[8] = {};
-      int64_t i = 0;
-      for (; i + 8 <= K; i += 8)
-        for (int j = 0; j < 8; ++j) acc[j] += tab[h[i + j]] * x[i + j];
-      float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      for (; i < K; ++i) s += tab[h[i]] * x[i];
-      return s;
-    }
-    case DType::BF16: {
-      const auto* h = reinterpret_cast<const uint16_t*>(w);
-      float s = 0;
-      for (int64_t i = 0; i < K; ++i) s += bf16_to_f32(h[i]) * x[i];
-      return s;
-    }
-    case DType::Q8_0: {
-      const auto* b = reinterpret_cast<const BlockQ8_0*>(w);
-      const float* tab = f16_table();
-      float s = 0;
-      for (int64_t i = 0; i < K / kQK8_0; ++i, x += kQK8_0) {
-        float block = 0;
-        for (int j = 0; j < kQK8_0; ++j) block += float(b[i].qs[j]) * x[j];
-        s += tab[b[i].d] * block;
-      }
-      return s;
-    }
-    case DType::Q4_0: {
-      const auto* b = reinterpret_cast<const BlockQ4_0*>(w);
-      const float* tab = f16_table();
-      float s = 0;
-      for (int64_t i = 0; i < K / kQK4_0; ++i, x += kQK4_0) {
-        float block = 0;
-        for (int j = 0; j < kQK4_0 / 2; ++j)
-          block += float((b[i].qs[j] & 15) - 8) * x[j] + float((b[i].qs[j] >> 4) - 8) * x[j + kQK4_0 / 2];
-        s += tab[b[i].d] * block;
-      }
-      return s;
-    }
-    default:
-      break;
-  }
-  // Other dtypes: convert, then dot.
-  std::vector<float> tmp(static_cast<size_t>(K));
-  dequantize_row(dt, w, tmp.data(), K);
-  return dot_f32(tmp.data(), x, K);
+// Weight rows per chunk handed to a thread: enough work to amortise the
+// hand-off, small enough to balance; a multiple of the 4-row tile.
+int64_t row_grain(int64_t N, int64_t R, int threads) {
+  const int64_t per_thread = (N + threads - 1) / threads;
+  const int64_t g = std::clamp<int64_t>(per_thread / 8, 4, R > 1 ? 32 : 64);
+  return (g + 3) / 4 * 4;
 }
 
 }  // namespace
@@ -95,30 +36,86 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
   const int64_t wstride = w.stride(0);
   float* y = out.data_as<float>();  // output is contiguous [R, N]
   const DType dt = w.dtype();
+  const simd::Kernels& k = simd::kernels();
+  const int64_t grain = row_grain(N, R, ctx.threads());
 
-  if (R < 4) {
-    ctx.for_chunks(N, 16, [&](int64_t n0, int64_t n1, int) {
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t r = 0; r < R; ++r) y[r * N + n] = dot_row(dt, wbase + n * wstride, xr.as<const float>(r), K);
+  if (traits(dt).is_quantized) {
+    // Every row of x quantized once: q (K bytes), d and s (K/32 floats each),
+    // o8 (K/4 int32), followed by the table of rows the kernels take.
+    const int64_t nb = K / 32;
+    const size_t row_bytes = size_t(K) + size_t(nb) * 8 + size_t(K);
+    std::byte* buf = ctx.workspace(size_t(R) * (row_bytes + sizeof(simd::QRow)));
+    auto* rows = reinterpret_cast<simd::QRow*>(buf + size_t(R) * row_bytes);
+    struct Parts {
+      int8_t* q;
+      float *d, *s;
+      int32_t* o8;
+    };
+    auto parts = [&](int64_t r) {
+      std::byte* p = buf + size_t(r) * row_bytes;
+      auto* d = reinterpret_cast<float*>(p + K);
+      return Parts{reinterpret_cast<int8_t*>(p), d, d + nb, reinterpret_cast<int32_t*>(d + 2 * nb)};
+    };
+    for (int64_t r = 0; r < R; ++r) {
+      const Parts p = parts(r);
+      rows[r] = {p.q, p.d, p.s, p.o8};
+    }
+    ctx.for_chunks(R, std::max<int64_t>(1, 16384 / K), [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const Parts p = parts(r);
+        k.quantize_row(xr.as<const float>(r), K, p.q, p.d, p.s, p.o8);
+      }
+    });
+    // One weight row against one row of x.
+    auto dot = [&](const std::byte* wrow, const simd::QRow& xq) {
+      switch (dt) {
+        case DType::Q4_0: return k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(wrow), xq, nb);
+        case DType::Q8_0: return k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(wrow), xq, nb);
+        case DType::Q4_K: return k.dot_q4_k(reinterpret_cast<const BlockQ4_K*>(wrow), xq, nb / 8);
+        default: return k.dot_q6_k(reinterpret_cast<const BlockQ6_K*>(wrow), xq, nb / 8);
+      }
+    };
+    if (R == 1) {
+      ctx.for_chunks(N, grain, [&](int64_t n0, int64_t n1, int) {
+        for (int64_t n = n0; n < n1; ++n)
+          for (int64_t r = 0; r < R; ++r) y[r * N + n] = dot(wbase + n * wstride, rows[r]);
+      });
+      return;
+    }
+    const auto gemm = dt == DType::Q4_0   ? k.gemm_q4_0
+                      : dt == DType::Q8_0 ? k.gemm_q8_0
+                      : dt == DType::Q4_K ? k.gemm_q4_k
+                                          : k.gemm_q6_k;
+    for (int64_t t0 = 0; t0 < R; t0 += kTokenBlock) {
+      const int64_t nt = std::min(kTokenBlock, R - t0);
+      ctx.for_chunks(N, grain, [&](int64_t n0, int64_t n1, int) {
+        gemm(wbase + n0 * wstride, wstride, n1 - n0, rows + t0, nt, nb, y + t0 * N + n0, N);
+      });
+    }
+    return;
+  }
+
+  if (R == 1) {
+    const float* xrow = xr.as<const float>(0);
+    const auto dot = dt == DType::F32 ? nullptr : dt == DType::F16 ? k.dot_f16 : k.dot_bf16;
+    ctx.for_chunks(N, grain, [&](int64_t n0, int64_t n1, int) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const std::byte* wrow = wbase + n * wstride;
+        y[n] = dot ? dot(reinterpret_cast<const uint16_t*>(wrow), xrow, K)
+                   : k.dot_f32(reinterpret_cast<const float*>(wrow), xrow, K);
+      }
     });
     return;
   }
-  // Tile of weight rows, dequantized once per tile, reused for all rows of x.
-  constexpr int64_t kTile = 16;
-  ctx.for_chunks(N, kTile, [&](int64_t n0, int64_t n1, int thread) {
-    float* tile = ctx.scratch(thread, size_t(kTile * K));
-    for (int64_t n = n0; n < n1; ++n) {
-      const std::byte* src = wbase + n * wstride;
-      if (dt == DType::F32)
-        std::memcpy(tile + (n - n0) * K, src, size_t(K) * 4);
-      else
-        dequantize_row(dt, src, tile + (n - n0) * K, K);
-    }
-    for (int64_t r = 0; r < R; ++r) {
-      const float* xrow = xr.as<const float>(r);
-      for (int64_t n = n0; n < n1; ++n) y[r * N + n] = dot_f32(tile + (n - n0) * K, xrow, K);
-    }
-  });
+  auto* xrows = reinterpret_cast<const float**>(ctx.workspace(size_t(R) * sizeof(const float*)));
+  for (int64_t r = 0; r < R; ++r) xrows[r] = xr.as<const float>(r);
+  const auto gemm = dt == DType::F32 ? k.gemm_f32 : dt == DType::F16 ? k.gemm_f16 : k.gemm_bf16;
+  for (int64_t t0 = 0; t0 < R; t0 += kTokenBlock) {
+    const int64_t nt = std::min(kTokenBlock, R - t0);
+    ctx.for_chunks(N, grain, [&](int64_t n0, int64_t n1, int) {
+      gemm(wbase + n0 * wstride, wstride, n1 - n0, xrows + t0, nt, K, y + t0 * N + n0, N);
+    });
+  }
 }
 
 }  // namespace loom::backend::cpu

@@ -1,0 +1,157 @@
+// Micro-benchmarks of the CPU kernels, per instruction set:
+//   GEMV   one activation row against a weight matrix (decoding); reported as
+//          bytes of weights per second, to compare with memory bandwidth
+//   GEMM   64 activation rows (prompt processing); reported as FLOP/s
+//   quantize_row, attention-style dot/axpy over F16 rows
+// Run: build/bin/microbench_kernels [--benchmark_filter=gemv] [--benchmark_min_time=0.5]
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "loom/backend/cpu/simd/kernels.h"
+#include "loom/core/half.h"
+#include "loom/quant/quantize.h"
+
+namespace {
+
+using loom::DType;
+using loom::backend::cpu::simd::Kernels;
+using loom::backend::cpu::simd::QRow;
+
+std::vector<float> random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+struct QuantizedRows {
+  std::vector<int8_t> q;
+  std::vector<float> d, s;
+  std::vector<int32_t> o8;
+  std::vector<QRow> rows;
+  QuantizedRows(const Kernels& k, const std::vector<float>& x, int64_t n_rows, int64_t K)
+      : q(size_t(n_rows * K)), d(size_t(n_rows * K / 32)), s(size_t(n_rows * K / 32)), o8(size_t(n_rows * K / 4)) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      k.quantize_row(x.data() + r * K, K, q.data() + r * K, d.data() + r * K / 32, s.data() + r * K / 32,
+                     o8.data() + r * K / 4);
+      rows.push_back({q.data() + r * K, d.data() + r * K / 32, s.data() + r * K / 32, o8.data() + r * K / 4});
+    }
+  }
+};
+
+// A weight matrix of N rows x K in type t, large enough (~48 MB in F16) to
+// come from memory rather than cache, as in decoding.
+struct Weights {
+  DType type;
+  int64_t N, K;
+  std::vector<std::byte> bytes;
+  Weights(DType t, int64_t n, int64_t k) : type(t), N(n), K(k) {
+    const auto f = random(size_t(k), 1);
+    const size_t rb = loom::row_bytes(t, k);
+    bytes.resize(rb * size_t(n));
+    std::vector<std::byte> row(rb);
+    loom::quant::quantize_row(t, f.data(), row.data(), k);
+    for (int64_t r = 0; r < n; ++r) std::copy(row.begin(), row.end(), bytes.begin() + long(rb) * r);
+  }
+  const std::byte* row(int64_t r) const { return bytes.data() + loom::row_bytes(type, K) * size_t(r); }
+};
+
+float gemv_row(const Kernels& k, const Weights& w, int64_t r, const QRow& xq, const float* x) {
+  const std::byte* p = w.row(r);
+  switch (w.type) {
+    case DType::Q4_0: return k.dot_q4_0(reinterpret_cast<const loom::BlockQ4_0*>(p), xq, w.K / 32);
+    case DType::Q8_0: return k.dot_q8_0(reinterpret_cast<const loom::BlockQ8_0*>(p), xq, w.K / 32);
+    case DType::Q4_K: return k.dot_q4_k(reinterpret_cast<const loom::BlockQ4_K*>(p), xq, w.K / 256);
+    case DType::Q6_K: return k.dot_q6_k(reinterpret_cast<const loom::BlockQ6_K*>(p), xq, w.K / 256);
+    case DType::F16: return k.dot_f16(reinterpret_cast<const uint16_t*>(p), x, w.K);
+    case DType::BF16: return k.dot_bf16(reinterpret_cast<const uint16_t*>(p), x, w.K);
+    default: return k.dot_f32(reinterpret_cast<const float*>(p), x, w.K);
+  }
+}
+
+void gemv(benchmark::State& st, const Kernels* k, DType t) {
+  const int64_t K = 4096, N = 6144;
+  Weights w(t, N, K);
+  const auto x = random(size_t(K), 2);
+  QuantizedRows xq(*k, x, 1, K);
+  std::vector<float> y(static_cast<size_t>(N));
+  for (auto _ : st) {
+    for (int64_t r = 0; r < N; ++r) y[size_t(r)] = gemv_row(*k, w, r, xq.rows[0], x.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(w.bytes.size()));
+}
+
+void gemm(benchmark::State& st, const Kernels* k, DType t) {
+  const int64_t K = 2048, N = 256, T = 64;
+  Weights w(t, N, K);
+  const auto x = random(size_t(T * K), 3);
+  QuantizedRows xq(*k, x, T, K);
+  std::vector<const float*> xp;
+  for (int64_t r = 0; r < T; ++r) xp.push_back(x.data() + r * K);
+  std::vector<float> y(static_cast<size_t>(T * N));
+  const int64_t stride = int64_t(loom::row_bytes(t, K));
+  for (auto _ : st) {
+    switch (t) {
+      case DType::Q4_0: k->gemm_q4_0(w.bytes.data(), stride, N, xq.rows.data(), T, K / 32, y.data(), N); break;
+      case DType::Q8_0: k->gemm_q8_0(w.bytes.data(), stride, N, xq.rows.data(), T, K / 32, y.data(), N); break;
+      case DType::Q4_K: k->gemm_q4_k(w.bytes.data(), stride, N, xq.rows.data(), T, K / 32, y.data(), N); break;
+      case DType::Q6_K: k->gemm_q6_k(w.bytes.data(), stride, N, xq.rows.data(), T, K / 32, y.data(), N); break;
+      case DType::F16: k->gemm_f16(w.bytes.data(), stride, N, xp.data(), T, K, y.data(), N); break;
+      case DType::BF16: k->gemm_bf16(w.bytes.data(), stride, N, xp.data(), T, K, y.data(), N); break;
+      default: k->gemm_f32(w.bytes.data(), stride, N, xp.data(), T, K, y.data(), N); break;
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["FLOP/s"] = benchmark::Counter(double(st.iterations()) * 2.0 * double(N * K * T), benchmark::Counter::kIsRate);
+}
+
+void quantize(benchmark::State& st, const Kernels* k) {
+  const int64_t K = 4096;
+  const auto x = random(size_t(K), 4);
+  std::vector<int8_t> q(static_cast<size_t>(K));
+  std::vector<float> d(static_cast<size_t>(K / 32)), s(static_cast<size_t>(K / 32));
+  std::vector<int32_t> o8(static_cast<size_t>(K / 4));
+  for (auto _ : st) {
+    k->quantize_row(x.data(), K, q.data(), d.data(), s.data(), o8.data());
+    benchmark::DoNotOptimize(q.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * K * 4);
+}
+
+// One head of decode attention: scores over n cached F16 keys, then the
+// weighted sum of F16 values (head dim 64).
+void attention_f16(benchmark::State& st, const Kernels* k) {
+  const int64_t D = 64, n = 2048;
+  std::vector<uint16_t> kv(static_cast<size_t>(2 * n * D));
+  for (auto& h : kv) h = loom::f32_to_f16(0.01f);
+  const auto q = random(size_t(D), 5);
+  std::vector<float> acc(static_cast<size_t>(D)), score(static_cast<size_t>(n));
+  for (auto _ : st) {
+    for (int64_t j = 0; j < n; ++j) score[size_t(j)] = k->dot_f16(kv.data() + j * D, q.data(), D);
+    for (int64_t j = 0; j < n; ++j) k->axpy_f16(score[size_t(j)], kv.data() + (n + j) * D, acc.data(), D);
+    benchmark::DoNotOptimize(acc.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(kv.size()) * 2);
+}
+
+const int registered = [] {
+  for (const Kernels* k : loom::backend::cpu::simd::available_kernels()) {
+    const std::string isa = k->name;
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32})
+      benchmark::RegisterBenchmark(("gemv/" + isa + "/" + std::string(loom::name(t))).c_str(), gemv, k, t);
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32})
+      benchmark::RegisterBenchmark(("gemm/" + isa + "/" + std::string(loom::name(t))).c_str(), gemm, k, t);
+    benchmark::RegisterBenchmark(("quantize_row/" + isa).c_str(), quantize, k);
+    benchmark::RegisterBenchmark(("attention_f16/" + isa).c_str(), attention_f16, k);
+  }
+  return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,87 @@
+// CPU kernels compiled once per instruction set (AVX2, AVX-512, NEON,
+// NEON+dotprod, scalar) from one source (kernels_impl.h), and picked at run
+// time for the CPU at hand. LOOM_CPU_ISA=avx2|avx512|neon|neon-dotprod|scalar
+// forces a path (tests use kernels_for to run every path this CPU supports).
+//
+//   const Kernels& k = kernels();
+//   k.quantize_row(x, K, q, d, s);
+//   float y = k.dot_q4_0(w_row, {q, d, s}, K / 32);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "loom/core/dtype.h"
+
+namespace loom::backend::cpu::simd {
+
+// A row of activations quantized to int8 in blocks of 32: values q[n],
+// per-block scale d[n/32], d * (sum of the block's q) in s[n/32], and for
+// every 4 consecutive values -8 * their sum in o8[n/4] (the Q4_0 offset
+// in the int32 lanes of a block dot: lane l covers bytes 4l .. 4l+3 on every
+// instruction set). Separate arrays, so consecutive blocks load as one vector.
+struct QRow {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  const int32_t* o8;
+};
+
+struct Kernels {
+  const char* name;
+  // x[n] -> q, d, s, o8 (n a multiple of 32).
+  void (*quantize_row)(const float* x, int64_t n, int8_t* q, float* d, float* s, int32_t* o8);
+  // Dot products of one weight row with one activation row (nb blocks / n elements).
+  float (*dot_q4_0)(const BlockQ4_0* w, QRow x, int64_t nb);
+  float (*dot_q8_0)(const BlockQ8_0* w, QRow x, int64_t nb);
+  float (*dot_f16)(const uint16_t* w, const float* x, int64_t n);
+  float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);
+  float (*dot_f32)(const float* w, const float* x, int64_t n);
+  // y[i] += a * v[i]
+  void (*axpy_f16)(float a, const uint16_t* v, float* y, int64_t n);
+  void (*axpy_f32)(float a, const float* v, float* y, int64_t n);
+  // Runs `iterations` rounds of independent FMA chains; returns the FLOPs done
+  // (for measuring the machine's peak arithmetic rate).
+  double (*fma_peak)(int64_t iterations);
+  // Tiled products of m weight rows (row stride wstride bytes) with n rows of
+  // x: y[j * ldy + i] = dot(weight row i, x row j). Quantized weights take
+  // quantized rows of x (nb blocks each), float weights float rows (k elements).
+  void (*gemm_q4_0)(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, int64_t n, int64_t nb, float* y,
+                    int64_t ldy);
+  void (*gemm_q8_0)(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, int64_t n, int64_t nb, float* y,
+                    int64_t ldy);
+  void (*gemm_f32)(const std::byte* w, int64_t wstride, int64_t m, const float* const* x, int64_t n, int64_t k,
+                   float* y, int64_t ldy);
+  void (*gemm_f16)(const std::byte* w, int64_t wstride, int64_t m, const float* const* x, int64_t n, int64_t k,
+                   float* y, int64_t ldy);
+  void (*gemm_bf16)(const std::byte* w, int64_t wstride, int64_t m, const float* const* x, int64_t n, int64_t k,
+                    float* y, int64_t ldy);
+  // K-quant weight rows (nsb super-blocks of 256) with a quantized row of x.
+  float (*dot_q4_k)(const BlockQ4_K* w, QRow x, int64_t nsb);
+  float (*dot_q6_k)(const BlockQ6_K* w, QRow x, int64_t nsb);
+  // Tiled K-quant products (nb counts 32-blocks of x, a multiple of 8).
+  void (*gemm_q4_k)(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, int64_t n, int64_t nb, float* y,
+                    int64_t ldy);
+  void (*gemm_q6_k)(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, int64_t n, int64_t nb, float* y,
+                    int64_t ldy);
+};
+
+// The fastest kernels this CPU can run (or the LOOM_CPU_ISA override).
+const Kernels& kernels();
+// Every compiled kernel set this CPU can run, best last.
+std::vector<const Kernels*> available_kernels();
+
+// Per-ISA tables (defined in kernels_<isa>.cpp, only those compiled for this architecture exist).
+extern const Kernels kKernelsScalar;
+#if defined(__x86_64__)
+extern const Kernels kKernelsAvx2;
+extern const Kernels kKernelsAvx512;
+#endif
+#if defined(__aarch64__)
+extern const Kernels kKernelsNeon;
+extern const Kernels kKernelsNeonDot;
+#endif
+
+}  // namespace loom::backend::cpu::simd

@@ -1,0 +1,207 @@
+// The SIMD kernels of every instruction set this CPU can run, against float64
+// sums of the same (dequantized) numbers. Integer block dots are exact, so
+// the only difference allowed is float rounding of the accumulation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backend/backend_harness.h"
+#include "loom/backend/cpu/simd/kernels.h"
+#include "loom/core/half.h"
+#include "loom/quant/quantize.h"
+
+namespace loom::backend::cpu::simd {
+namespace {
+
+struct Quantized {
+  std::vector<int8_t> q;
+  std::vector<float> d, s;
+  std::vector<int32_t> o8;
+  QRow row() const { return {q.data(), d.data(), s.data(), o8.data()}; }
+};
+
+Quantized quantize(const Kernels& k, const std::vector<float>& x) {
+  Quantized r{std::vector<int8_t>(x.size()), std::vector<float>(x.size() / 32), std::vector<float>(x.size() / 32),
+              std::vector<int32_t>(x.size() / 4)};
+  k.quantize_row(x.data(), int64_t(x.size()), r.q.data(), r.d.data(), r.s.data(), r.o8.data());
+  return r;
+}
+
+class SimdKernels : public ::testing::TestWithParam<const Kernels*> {};
+
+TEST_P(SimdKernels, QuantizeRowFollowsTheQ8Definition) {
+  const Kernels& k = *GetParam();
+  const auto x = test::random_floats(7 * 32, 1, -3, 3);
+  const Quantized qx = quantize(k, x);
+  for (int b = 0; b < 7; ++b) {
+    double amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(double(x[size_t(b * 32 + j)])));
+    EXPECT_NEAR(qx.d[size_t(b)], amax / 127, 1e-7 * amax);
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      const double want = x[size_t(b * 32 + j)] / (amax / 127);
+      EXPECT_LE(std::fabs(qx.q[size_t(b * 32 + j)] - want), 0.5 + 1e-4);  // rounded to nearest
+      sum += qx.q[size_t(b * 32 + j)];
+    }
+    EXPECT_NEAR(qx.s[size_t(b)], qx.d[size_t(b)] * sum, 1e-5);
+    for (int l = 0; l < 8; ++l) {  // -8 * the sum of each 4 consecutive values
+      const int8_t* q4 = &qx.q[size_t(b * 32 + 4 * l)];
+      EXPECT_EQ(qx.o8[size_t(b * 8 + l)], -8 * (q4[0] + q4[1] + q4[2] + q4[3]));
+    }
+  }
+}
+
+TEST_P(SimdKernels, QuantizedDotsEqualFloat64SumsOfTheSameNumbers) {
+  const Kernels& k = *GetParam();
+  for (int64_t nb : {1, 2, 3, 7, 64}) {  // odd counts leave a remainder after 2-block groups
+    const int64_t n = nb * 32;
+    const auto x = test::random_floats(size_t(n), 2, -2, 2);
+    const auto wf = test::random_floats(size_t(n), 3, -1, 1);
+    const Quantized qx = quantize(k, x);
+    for (DType t : {DType::Q4_0, DType::Q8_0}) {
+      const auto w = quant::quantize_rows(t, wf.data(), 1, n);
+      std::vector<float> wd(static_cast<size_t>(n));
+      dequantize_row(t, w.data(), wd.data(), n);
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) want += double(wd[size_t(i)]) * double(qx.q[size_t(i)]) * qx.d[size_t(i / 32)];
+      const float got = t == DType::Q4_0 ? k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(w.data()), qx.row(), nb)
+                                         : k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(w.data()), qx.row(), nb);
+      EXPECT_NEAR(got, want, 1e-5 * (1 + std::fabs(want)) * std::sqrt(double(nb))) << name(t) << " nb " << nb;
+    }
+  }
+}
+
+TEST_P(SimdKernels, KQuantDotsEqualFloat64SumsOfTheSameNumbers) {
+  const Kernels& k = *GetParam();
+  for (int64_t nsb : {1, 3}) {
+    const int64_t n = nsb * 256;
+    const auto x = test::random_floats(size_t(n), 6, -2, 2);
+    const auto wf = test::random_floats(size_t(n), 7, -1, 1);
+    const Quantized qx = quantize(k, x);
+    for (DType t : {DType::Q4_K, DType::Q6_K}) {
+      const auto w = quant::quantize_rows(t, wf.data(), 1, n);
+      std::vector<float> wd(static_cast<size_t>(n));
+      dequantize_row(t, w.data(), wd.data(), n);
+      double want = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        want += double(wd[size_t(i)]) * double(qx.q[size_t(i)]) * qx.d[size_t(i / 32)];
+        mag += std::fabs(double(wd[size_t(i)]) * double(qx.q[size_t(i)]) * qx.d[size_t(i / 32)]);
+      }
+      const float got = t == DType::Q4_K ? k.dot_q4_k(reinterpret_cast<const BlockQ4_K*>(w.data()), qx.row(), nsb)
+                                         : k.dot_q6_k(reinterpret_cast<const BlockQ6_K*>(w.data()), qx.row(), nsb);
+      EXPECT_NEAR(got, want, 1e-6 * mag + 1e-6) << name(t) << " nsb " << nsb;
+    }
+  }
+}
+
+TEST_P(SimdKernels, TiledKQuantProductsEqualTheDotKernels) {
+  const Kernels& k = *GetParam();
+  const int64_t m = 6, n = 5, nsb = 2, K = nsb * 256;
+  std::vector<Quantized> xq;
+  std::vector<QRow> rows;
+  for (int64_t j = 0; j < n; ++j) xq.push_back(quantize(k, test::random_floats(size_t(K), uint32_t(30 + j), -2, 2)));
+  for (const auto& q : xq) rows.push_back(q.row());
+  const auto wf = test::random_floats(size_t(m * K), 40, -1, 1);
+  for (DType t : {DType::Q4_K, DType::Q6_K}) {
+    const auto w = quant::quantize_rows(t, wf.data(), m, K);
+    const int64_t stride = int64_t(row_bytes(t, K));
+    std::vector<float> y(static_cast<size_t>(m * n));
+    (t == DType::Q4_K ? k.gemm_q4_k : k.gemm_q6_k)(w.data(), stride, m, rows.data(), n, K / 32, y.data(), m);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const std::byte* wr = w.data() + i * stride;
+        const float want = t == DType::Q4_K ? k.dot_q4_k(reinterpret_cast<const BlockQ4_K*>(wr), rows[size_t(j)], nsb)
+                                            : k.dot_q6_k(reinterpret_cast<const BlockQ6_K*>(wr), rows[size_t(j)], nsb);
+        EXPECT_NEAR(y[size_t(j * m + i)], want, 1e-4 * (1 + std::fabs(want))) << name(t) << " (" << i << "," << j << ")";
+      }
+  }
+}
+
+TEST_P(SimdKernels, FloatDotsAndAxpyEqualFloat64) {
+  const Kernels& k = *GetParam();
+  for (int64_t n : {1, 7, 8, 31, 67, 200}) {
+    const auto x = test::random_floats(size_t(n), 4, -2, 2);
+    const auto wf = test::random_floats(size_t(n), 5, -1, 1);
+    std::vector<uint16_t> h(static_cast<size_t>(n)), bf(static_cast<size_t>(n));
+    double want32 = 0, want16 = 0, wantbf = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      h[size_t(i)] = f32_to_f16(wf[size_t(i)]);
+      bf[size_t(i)] = f32_to_bf16(wf[size_t(i)]);
+      want32 += double(wf[size_t(i)]) * x[size_t(i)];
+      want16 += double(f16_to_f32(h[size_t(i)])) * x[size_t(i)];
+      wantbf += double(bf16_to_f32(bf[size_t(i)])) * x[size_t(i)];
+    }
+    const double tol = 1e-5 * std::sqrt(double(n));
+    EXPECT_NEAR(k.dot_f32(wf.data(), x.data(), n), want32, tol) << n;
+    EXPECT_NEAR(k.dot_f16(h.data(), x.data(), n), want16, tol) << n;
+    EXPECT_NEAR(k.dot_bf16(bf.data(), x.data(), n), wantbf, tol) << n;
+    std::vector<float> y1(x), y2(x);
+    k.axpy_f32(0.7f, wf.data(), y1.data(), n);
+    k.axpy_f16(-1.3f, h.data(), y2.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(y1[size_t(i)], double(x[size_t(i)]) + 0.7 * wf[size_t(i)], 1e-6);
+      EXPECT_NEAR(y2[size_t(i)], double(x[size_t(i)]) - 1.3 * double(f16_to_f32(h[size_t(i)])), 1e-6);
+    }
+  }
+}
+
+// The tiled kernels compute the same sums as the dot kernels (odd tile edges,
+// odd block counts), up to float rounding of the accumulation order.
+TEST_P(SimdKernels, TiledProductsEqualTheDotKernels) {
+  const Kernels& k = *GetParam();
+  const int64_t m = 7, n = 6;
+  for (int64_t nb : {1, 3, 8}) {
+    const int64_t K = nb * 32;
+    std::vector<Quantized> xq;
+    std::vector<std::vector<float>> xf;
+    std::vector<QRow> rows;
+    std::vector<const float*> xptr;
+    for (int64_t j = 0; j < n; ++j) {
+      xf.push_back(test::random_floats(size_t(K), uint32_t(10 + j), -2, 2));
+      xq.push_back(quantize(k, xf.back()));
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      rows.push_back(xq[size_t(j)].row());
+      xptr.push_back(xf[size_t(j)].data());
+    }
+    const auto wf = test::random_floats(size_t(m * K), 20, -1, 1);
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::F32, DType::F16, DType::BF16}) {
+      const auto w = quant::quantize_rows(t, wf.data(), m, K);
+      const int64_t stride = int64_t(row_bytes(t, K));
+      std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
+      switch (t) {
+        case DType::Q4_0: k.gemm_q4_0(w.data(), stride, m, rows.data(), n, nb, y.data(), m); break;
+        case DType::Q8_0: k.gemm_q8_0(w.data(), stride, m, rows.data(), n, nb, y.data(), m); break;
+        case DType::F32: k.gemm_f32(w.data(), stride, m, xptr.data(), n, K, y.data(), m); break;
+        case DType::F16: k.gemm_f16(w.data(), stride, m, xptr.data(), n, K, y.data(), m); break;
+        default: k.gemm_bf16(w.data(), stride, m, xptr.data(), n, K, y.data(), m); break;
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const std::byte* wr = w.data() + i * stride;
+        for (int64_t j = 0; j < n; ++j) {
+          float want;
+          switch (t) {
+            case DType::Q4_0: want = k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(wr), rows[size_t(j)], nb); break;
+            case DType::Q8_0: want = k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(wr), rows[size_t(j)], nb); break;
+            case DType::F32: want = k.dot_f32(reinterpret_cast<const float*>(wr), xptr[size_t(j)], K); break;
+            case DType::F16: want = k.dot_f16(reinterpret_cast<const uint16_t*>(wr), xptr[size_t(j)], K); break;
+            default: want = k.dot_bf16(reinterpret_cast<const uint16_t*>(wr), xptr[size_t(j)], K); break;
+          }
+          EXPECT_NEAR(y[size_t(j * m + i)], want, 1e-5 * (1 + std::fabs(want)) * std::sqrt(double(K)))
+              << name(t) << " nb " << nb << " (" << i << "," << j << ")";
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIsaOfThisCpu, SimdKernels, ::testing::ValuesIn(available_kernels()),
+                         [](const auto& info) {
+                           std::string n = info.param->name;
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace loom::backend::cpu::simd
