@@ -1,4 +1,4 @@
-// RoPE + paged causal attention on every backend against a float64
+// RoPE (with and without per-pair frequency factors) + paged causal attention on every backend against a float64
 // computation written here from the definitions: rotary embedding as complex
 // multiplication by e^{i * pos * base^(-2j/n_rot)}, and softmax(q.k * scale) v
 // over positions 0..pos of the token's sequence.
@@ -120,6 +120,42 @@ INSTANTIATE_TEST_SUITE_P(AllBackends, AttentionRope, ::testing::ValuesIn(scenari
   const Scenario& s = std::get<1>(info.param);
   return b + "_rot" + std::to_string(s.n_rot) + (s.adjacent ? "_adjacent" : "_halves");
 });
+
+}  // namespace
+}  // namespace loom
+
+namespace loom {
+namespace {
+
+// RoPE with frequency factors against the definition in float64: pair j of a
+// head turns by pos * base^(-2j/n) / factor_j.
+TEST(RopeFactors, MatchFloat64Definition) {
+  const int64_t T = 2, H = 3, D = 16;
+  const std::vector<float> factors = {1, 1, 2, 4, 8, 8, 16, 32};
+  const std::vector<int32_t> pos = {3, 4097};
+  const auto x = test::random_floats(size_t(T * H * D), 71, -1, 1);
+  for (const auto& be_name : backend::backend_names()) {
+    test::GraphCase c;
+    c.constants = {test::host_f32({8}, factors)};
+    c.inputs = {test::host_f32({T, H, D}, x), test::host_i32({T}, pos)};
+    c.build = [](graph::Graph&, auto& k, auto& in) {
+      return graph::rope(in[0], in[1], graph::Rope{16, 500000.0f, 1.0f, graph::RopeStyle::Adjacent}, k[0]);
+    };
+    auto be = backend::create(be_name);
+    const auto got = test::run_case(*be, c);
+    double max_err = 0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int j = 0; j < 8; ++j) {
+          const double theta = double(pos[size_t(t)]) * std::pow(500000.0, -2.0 * j / 16) / factors[size_t(j)];
+          const std::complex<double> z(x[size_t((t * H + h) * D + 2 * j)], x[size_t((t * H + h) * D + 2 * j + 1)]);
+          const auto r = z * std::polar(1.0, theta);
+          max_err = std::max(max_err, std::fabs(r.real() - got[size_t((t * H + h) * D + 2 * j)]));
+          max_err = std::max(max_err, std::fabs(r.imag() - got[size_t((t * H + h) * D + 2 * j + 1)]));
+        }
+    EXPECT_LT(max_err, 2e-6) << be_name;
+  }
+}
 
 }  // namespace
 }  // namespace loom

@@ -135,6 +135,17 @@ TEST_P(Conformance, RopeBothStylesPartialRotation) {
   }
 }
 
+TEST_P(Conformance, RopeWithFrequencyFactors) {
+  // Llama 3.1-style factors: 1 for high frequencies, 8 for low, smooth between.
+  GraphCase c;
+  c.constants = {test::host_f32({9}, {1, 1, 1.5f, 2, 3, 5, 8, 8, 8})};
+  c.inputs = {test::host_f32({3, 2, 18}, random_floats(3 * 2 * 18, 61)), test::host_i32({3}, {5, 1001, 70000})};
+  c.build = [](Graph&, auto& k, auto& in) {
+    return graph::rope(in[0], in[1], graph::Rope{18, 500000.0f, 1.0f, graph::RopeStyle::Halves}, k[0]);
+  };
+  expect_matches_reference(c, 1e-5, 1e-5);
+}
+
 TEST_P(Conformance, ElementwiseOps) {
   const auto a = random_floats(6 * 45, 9, -4, 4), b = random_floats(6 * 45, 10, -4, 4);
   using Build = std::function<Value(Value, Value)>;

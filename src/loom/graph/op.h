@@ -41,7 +41,9 @@ enum class RopeStyle : uint8_t {
   Halves,    // rotates pairs (i, i + n_rot/2): Hugging Face / GPT-NeoX, Qwen2
 };
 // Rotary position embedding on the first n_rot dims of every head:
-// pair i turns by pos * freq_scale * base^(-2i/n_rot).   (x [T, H, D] f32, pos [T] i32) -> like x
+// pair i turns by pos * freq_scale * base^(-2i/n_rot) / factor[i], where the
+// optional third input holds per-pair frequency factors (Llama 3.1's
+// rope_freqs; 1 without it).  (x [T, H, D] f32, pos [T] i32, factor [n_rot/2] f32) -> like x
 struct Rope {
   int32_t n_rot = 0;
   float base = 10000.0f;

@@ -65,7 +65,7 @@ Value rms_norm(Value x, Value weight, float eps) {
   return x.graph().add(RmsNorm{eps}, {x, weight}, DType::F32, x.shape());
 }
 
-Value rope(Value x, Value positions, const Rope& p) {
+Value rope(Value x, Value positions, const Rope& p, Value freq_factors) {
   LOOM_CHECK(x.rank() == 3, "[graph] rope: x must be [T, H, D], got {}", x.shape().str());
   expect_float("rope", "x", x);
   expect_dense_rows("rope", "x", x);
@@ -75,7 +75,12 @@ Value rope(Value x, Value positions, const Rope& p) {
   LOOM_CHECK(p.n_rot > 0 && p.n_rot % 2 == 0 && p.n_rot <= x.dim(2),
              "[graph] rope: n_rot must be even and in 2..{}, got {}", x.dim(2), p.n_rot);
   LOOM_CHECK(p.base > 0 && p.freq_scale > 0, "[graph] rope: base and freq_scale must be positive");
-  return x.graph().add(p, {x, positions}, DType::F32, x.shape());
+  if (!freq_factors.valid()) return x.graph().add(p, {x, positions}, DType::F32, x.shape());
+  LOOM_CHECK(freq_factors.rank() == 1 && freq_factors.dim(0) == p.n_rot / 2,
+             "[graph] rope: frequency factors {} must be [{}]", freq_factors.shape().str(), p.n_rot / 2);
+  expect_float("rope", "frequency factors", freq_factors);
+  LOOM_CHECK(is_contiguous(freq_factors.node()), "[graph] rope: frequency factors must be contiguous");
+  return x.graph().add(p, {x, positions, freq_factors}, DType::F32, x.shape());
 }
 
 Value kv_store(Value cache, Value src, Value slots) {

@@ -13,7 +13,7 @@ namespace loom::graph {
 Value get_rows(Value table, Value ids);
 Value matmul(Value x, Value w);
 Value rms_norm(Value x, Value weight, float eps);  // weight may be an invalid Value (no scaling)
-Value rope(Value x, Value positions, const Rope& params);
+Value rope(Value x, Value positions, const Rope& params, Value freq_factors = Value());
 Value kv_store(Value cache, Value src, Value slots);
 Value attention(Value q, Value k_cache, Value v_cache, Value positions, Value seq_ids, Value block_table,
                 const Attention& params);

@@ -77,7 +77,7 @@ class Deepseek final : public Model {
   }
 
   ForwardOutputs forward(graph::Graph& g, const ForwardInputs& in, const KvCache& kv) const override {
-    LayerBuilder b(g, in, kv, config_);
+    LayerBuilder b(g, in, kv, config_, out_.rope_freqs);
     Value x = b.embed(out_.tok_embd);  // (T, C)
     for (int64_t l = 0; l < config_.n_layer; ++l) {
       const DeepseekLayer& L = layers_[size_t(l)];

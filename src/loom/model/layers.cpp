@@ -95,6 +95,7 @@ OutputWeights bind_output(const ModelSource& src, const WeightBinder& w, ModelCo
   o.output = w.optional("output.weight", {c.n_vocab, c.n_embd});
   c.tied_output = !o.output.defined();
   if (c.tied_output) o.output = o.tok_embd;
+  o.rope_freqs = w.optional("rope_freqs.weight", {c.rope.n_rot / 2});
   return o;
 }
 
@@ -180,8 +181,9 @@ Qkv LayerBuilder::qkv(Value h, const QkvWeights& w, int64_t l) {
 
 Value LayerBuilder::attention(int64_t l, const Qkv& x) {
   const graph::Attention params{float(1.0 / std::sqrt(double(c_.head_dim))), kv_.block_size()};
-  Value q = named(graph::rope(x.q, in_.positions, c_.rope), l, "q_rope");  // (T, Hq, D)
-  Value k = named(graph::rope(x.k, in_.positions, c_.rope), l, "k_rope");  // (T, Hkv, D)
+  const Value factors = rope_freqs_.defined() ? g_.constant(rope_freqs_, "rope_freqs.weight") : Value();
+  Value q = named(graph::rope(x.q, in_.positions, c_.rope, factors), l, "q_rope");  // (T, Hq, D)
+  Value k = named(graph::rope(x.k, in_.positions, c_.rope, factors), l, "k_rope");  // (T, Hkv, D)
   Value kc = graph::kv_store(g_.constant(kv_.k(l), blk(l, "k_cache")), k, in_.slots);  // (S, Hkv, D)
   Value vc = graph::kv_store(g_.constant(kv_.v(l), blk(l, "v_cache")), x.v, in_.slots);
   Value a = graph::attention(q, kc, vc, in_.positions, in_.seq_ids, in_.block_table, params);  // (T, Hq, D)

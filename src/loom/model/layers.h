@@ -42,6 +42,7 @@ struct OutputWeights {
   Tensor tok_embd;     // (V, C)
   Tensor output_norm;  // (C)
   Tensor output;       // (V, C), the token embedding when the file has none (tied)
+  Tensor rope_freqs;   // (n_rot/2) RoPE frequency factors (Llama 3.1 rope scaling), optional
 };
 // Binds them and sets c.n_vocab and c.tied_output.
 OutputWeights bind_output(const ModelSource& src, const WeightBinder& w, ModelConfig& c);
@@ -84,8 +85,10 @@ struct Qkv {
 // Adds the common pieces of a decoder layer to one forward graph.
 class LayerBuilder {
  public:
-  LayerBuilder(graph::Graph& g, const ForwardInputs& in, const KvCache& kv, const ModelConfig& c)
-      : g_(g), in_(in), kv_(kv), c_(c) {}
+  // rope_freqs: the model's RoPE frequency factors (OutputWeights::rope_freqs), may be undefined.
+  LayerBuilder(graph::Graph& g, const ForwardInputs& in, const KvCache& kv, const ModelConfig& c,
+               const Tensor& rope_freqs = {})
+      : g_(g), in_(in), kv_(kv), c_(c), rope_freqs_(rope_freqs) {}
 
   int64_t tokens() const { return in_.tokens.dim(0); }
   graph::Value weight(const Tensor& t, const std::string& name) { return g_.constant(t, name); }
@@ -114,6 +117,7 @@ class LayerBuilder {
   const ForwardInputs& in_;
   const KvCache& kv_;
   const ModelConfig& c_;
+  Tensor rope_freqs_;
 };
 
 }  // namespace loom::model

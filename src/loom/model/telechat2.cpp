@@ -71,7 +71,7 @@ class TeleChat2 final : public Model {
 
   ForwardOutputs forward(graph::Graph& g, const ForwardInputs& in, const KvCache& kv) const override {
     const ModelConfig& c = config_;
-    LayerBuilder b(g, in, kv, c);
+    LayerBuilder b(g, in, kv, c, out_.rope_freqs);
     const int64_t T = b.tokens(), D = c.head_dim;
     Value x = b.embed(out_.tok_embd);                                         // (T, C)
     if (embd_norm_.defined()) x = b.norm(x, embd_norm_, "token_embd_norm");  // (T, C)

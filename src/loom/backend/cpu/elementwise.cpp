@@ -71,7 +71,9 @@ void rope(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const 
   const bool adjacent = p.style == graph::RopeStyle::Adjacent;
   // Frequencies once per call (in double, like the reference); angles once per token.
   auto* freq = reinterpret_cast<double*>(ctx.workspace(size_t(half) * sizeof(double)));
-  for (int64_t i = 0; i < half; ++i) freq[i] = std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot));
+  const float* factor = in.size() > 2 ? in[2].data_as<const float>() : nullptr;
+  for (int64_t i = 0; i < half; ++i)
+    freq[i] = std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot)) / (factor ? double(factor[i]) : 1.0);
   ctx.for_chunks(T, std::max<int64_t>(1, 64 / std::max<int64_t>(H, 1)), [&](int64_t t0, int64_t t1, int thread) {
     float* cs = ctx.scratch(thread, size_t(2 * half));
     for (int64_t t = t0; t < t1; ++t) {

@@ -80,7 +80,8 @@ void rope(const graph::Rope& p, std::span<const Tensor> in, const Tensor& out) {
       float* o = row_as<float>(out, t * H + h);
       std::memcpy(o, xr, size_t(D) * 4);
       for (int64_t i = 0; i < half; ++i) {
-        const double theta = position * std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot));
+        const double factor = in.size() > 2 ? double(in[2].data_as<const float>()[i]) : 1.0;
+        const double theta = position * std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot)) / factor;
         const double c = std::cos(theta), s = std::sin(theta);
         const int64_t a = p.style == graph::RopeStyle::Adjacent ? 2 * i : i;
         const int64_t b = p.style == graph::RopeStyle::Adjacent ? 2 * i + 1 : i + half;
