@@ -55,8 +55,11 @@ TEST_P(Conformance, MatMulEveryWeightType) {
     const bool block = traits(t).is_quantized;
     const int64_t bs = traits(t).block_size;  // rows are 3, 5, 7 blocks long (1 element for plain types)
     const int64_t k1 = block ? 3 * bs : 67, k2 = block ? 5 * bs : 131, k3 = block ? 7 * bs : 99;
-    // Decode (1 row), a few rows, and a prefill-sized batch.
-    for (Shape3 s : {Shape3{1, 37, k1}, Shape3{3, 53, k2}, Shape3{19, 45, k3}}) {
+    // Decode (1 row), a few rows, and a prefill-sized batch; then whole
+    // groups of 16 weight rows (the CPU backend repacks Q4_0 for those), one
+    // batch crossing its 64-token blocks.
+    for (Shape3 s : {Shape3{1, 37, k1}, Shape3{3, 53, k2}, Shape3{19, 45, k3}, Shape3{1, 48, k2}, Shape3{13, 32, k3},
+                     Shape3{70, 16, k1}}) {
       SCOPED_TRACE(std::string(name(t)) + " rows " + std::to_string(s.rows));
       GraphCase c;
       c.constants = {weights(t, s.n, s.k, 7)};

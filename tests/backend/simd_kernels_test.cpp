@@ -195,6 +195,51 @@ TEST_P(SimdKernels, TiledProductsEqualTheDotKernels) {
   }
 }
 
+// The interleaved Q4_0 layout (16 rows per group) against the plain dot
+// kernel on the original rows: same integers, only the float summation order
+// may differ.
+TEST_P(SimdKernels, InterleavedQ4_0EqualsTheDotKernel) {
+  const Kernels& k = *GetParam();
+  const int64_t groups = 2, m = groups * kPackRows;
+  for (int64_t nb : {1, 3, 8}) {
+    const int64_t K = nb * 32;
+    const auto wf = test::random_floats(size_t(m * K), 31, -1, 1);
+    const auto w = quant::quantize_rows(DType::Q4_0, wf.data(), m, K);
+    std::vector<std::byte> packed(w.size());
+    pack_q4_0x16(reinterpret_cast<const BlockQ4_0*>(w.data()), groups, nb, packed.data());
+    for (int64_t n : {1, 3, 9}) {
+      std::vector<Quantized> xq;
+      std::vector<std::vector<int32_t>> ob;
+      std::vector<QRow> rows;
+      for (int64_t j = 0; j < n; ++j) {
+        xq.push_back(quantize(k, test::random_floats(size_t(K), uint32_t(40 + j), -2, 2)));
+        ob.emplace_back(static_cast<size_t>(nb));
+        for (int64_t b = 0; b < nb; ++b) {  // -8 * the sum of the block, from the definition
+          int32_t sum = 0;
+          for (int i = 0; i < 32; ++i) sum += xq.back().q[size_t(b * 32 + i)];
+          ob.back()[size_t(b)] = -8 * sum;
+        }
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        rows.push_back(xq[size_t(j)].row());
+        rows.back().ob = ob[size_t(j)].data();
+      }
+      std::vector<float> y(static_cast<size_t>(n * m), -1.0f);
+      if (n == 1)
+        k.gemv_q4_0x16(packed.data(), groups, nb, rows[0], y.data());
+      else
+        k.gemm_q4_0x16(packed.data(), groups, rows.data(), n, nb, y.data(), m);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const auto* wr = reinterpret_cast<const BlockQ4_0*>(w.data() + size_t(i) * row_bytes(DType::Q4_0, K));
+          const float want = k.dot_q4_0(wr, rows[size_t(j)], nb);
+          EXPECT_NEAR(y[size_t(j * m + i)], want, 1e-5 * (1 + std::fabs(want)) * std::sqrt(double(K)))
+              << "nb " << nb << " n " << n << " (" << i << "," << j << ")";
+        }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryIsaOfThisCpu, SimdKernels, ::testing::ValuesIn(available_kernels()),
                          [](const auto& info) {
                            std::string n = info.param->name;

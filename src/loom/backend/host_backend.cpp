@@ -117,6 +117,7 @@ class HostExecutable final : public Executable {
 }  // namespace
 
 std::unique_ptr<Executable> HostBackend::compile(const graph::Graph& g) {
+  prepare(g);
   return std::make_unique<HostExecutable>(*this, g);
 }
 

@@ -50,6 +50,9 @@ class HostBackend : public Backend {
   // (for in-place nodes, the same memory as in[0]). Data-dependent checks
   // (ids, slots out of range) throw loom::Error from the calling thread.
   virtual void compute(const graph::Node& node, std::span<const Tensor> in, const Tensor& out) = 0;
+  // Called by compile() before anything else: a backend may prepare its
+  // constants (e.g. repack weights for its kernels). Same results either way.
+  virtual void prepare(const graph::Graph&) {}
 };
 
 }  // namespace loom::backend

@@ -1,6 +1,13 @@
 #include "loom/backend/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string_view>
+
 #include "loom/backend/cpu/cpu_context.h"
+#include "loom/backend/cpu/simd/kernels.h"
 #include "loom/backend/host_backend.h"
 #include "loom/core/error.h"
 #include "loom/core/overloaded.h"
@@ -27,6 +34,51 @@ class CpuBackend final : public HostBackend {
     if (std::holds_alternative<graph::MatMul>(node.op) || std::holds_alternative<graph::GetRows>(node.op))
       return is_weight_dtype(g.node(node.inputs[std::holds_alternative<graph::MatMul>(node.op) ? 1 : 0]).dtype);
     return true;
+  }
+
+  // Q4_0 weight matrices with a multiple of 16 rows get an interleaved copy
+  // for the kernels (cpu::simd::pack_q4_0x16), made once per weight and shared by
+  // every graph. A weight read only by matmuls and mapped from a file then
+  // has its file pages dropped from this process (MADV_DONTNEED), so memory
+  // holds one copy; the file stays the source if anything reads it again.
+  // LOOM_CPU_REPACK=0 turns repacking off (for A/B measurements).
+  void prepare(const graph::Graph& g) override {
+    static const bool enabled = [] {
+      const char* e = std::getenv("LOOM_CPU_REPACK");
+      return e == nullptr || std::string_view(e) != "0";
+    }();
+    if (!enabled) return;
+    auto& cache = ctx_.packed_cache();
+    std::erase_if(cache, [](const auto& e) { return e.second.source.expired(); });
+    std::vector<int> matmul_uses(size_t(g.size()), 0), other_uses(size_t(g.size()), 0);
+    for (int i = 0; i < g.size(); ++i) {
+      const graph::Node& n = g.node(i);
+      for (size_t k = 0; k < n.inputs.size(); ++k)
+        (std::holds_alternative<graph::MatMul>(n.op) && k == 1 ? matmul_uses : other_uses)[size_t(n.inputs[k])]++;
+    }
+    for (int i = 0; i < g.size(); ++i) {
+      const graph::Node& n = g.node(i);
+      if (!std::holds_alternative<graph::Constant>(n.op) || matmul_uses[size_t(i)] == 0) continue;
+      const Tensor& w = n.tensor;
+      if (w.dtype() != DType::Q4_0 || w.rank() != 2 || !w.contiguous() || w.dim(0) % cpu::simd::kPackRows != 0 ||
+          !w.buffer()->host_data())
+        continue;
+      if (ctx_.packed(w)) continue;
+      const int64_t groups = w.dim(0) / cpu::simd::kPackRows, nb = w.dim(1) / 32;
+      auto packed = allocate(w.nbytes());
+      const auto* src = reinterpret_cast<const BlockQ4_0*>(w.data());
+      const int64_t gstride = nb * cpu::simd::kPackGroupBytesPerBlock;
+      ctx_.for_chunks(groups, 16, [&](int64_t g0, int64_t g1, int) {
+        cpu::simd::pack_q4_0x16(src + g0 * cpu::simd::kPackRows * nb, g1 - g0, nb, packed->host_data() + g0 * gstride);
+      });
+      cache[w.data()] = {w.buffer(), w.nbytes(), std::move(packed)};
+      if (other_uses[size_t(i)] == 0 && dynamic_cast<const ImportedBuffer*>(w.buffer().get())) {
+        const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+        const auto begin = (reinterpret_cast<uintptr_t>(w.data()) + page - 1) / page * page;
+        const auto end = (reinterpret_cast<uintptr_t>(w.data()) + w.nbytes()) / page * page;
+        if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+      }
+    }
   }
 
   void compute(const graph::Node& node, std::span<const Tensor> in, const Tensor& out) override {

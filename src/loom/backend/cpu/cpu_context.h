@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "loom/core/tensor.h"
@@ -36,6 +38,22 @@ class Context {
     return workspace_.data() + ((64 - addr % 64) % 64);
   }
 
+  // Weights kept in a kernel-friendly layout next to their original
+  // (interleaved Q4_0), by the address of the original data. An entry is
+  // valid while the original buffer lives; prepare_* fills the cache when a
+  // graph is compiled, kernels only look up.
+  const std::byte* packed(const Tensor& w) const {
+    const auto it = packed_.find(w.data());
+    if (it == packed_.end() || it->second.source.lock() != w.buffer() || it->second.bytes != w.nbytes()) return nullptr;
+    return it->second.data->host_data();
+  }
+  struct Packed {
+    std::weak_ptr<Buffer> source;
+    size_t bytes = 0;  // of the original
+    std::shared_ptr<Buffer> data;
+  };
+  std::unordered_map<const std::byte*, Packed>& packed_cache() { return packed_; }
+
   // Calls fn(begin, end, thread) over chunks of [0, n) of about `grain` items,
   // handed out dynamically to the pool's threads. Small jobs stay on the caller.
   template <typename F>
@@ -54,6 +72,7 @@ class Context {
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;
   std::vector<std::byte> workspace_;
+  std::unordered_map<const std::byte*, Packed> packed_;
 };
 
 // Kernels (one file per family).

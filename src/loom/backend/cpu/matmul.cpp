@@ -43,29 +43,54 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
     // Every row of x quantized once: q (K bytes), d and s (K/32 floats each),
     // o8 (K/4 int32), followed by the table of rows the kernels take.
     const int64_t nb = K / 32;
-    const size_t row_bytes = size_t(K) + size_t(nb) * 8 + size_t(K);
+    const size_t row_bytes = size_t(K) + size_t(nb) * 12 + size_t(K);
     std::byte* buf = ctx.workspace(size_t(R) * (row_bytes + sizeof(simd::QRow)));
     auto* rows = reinterpret_cast<simd::QRow*>(buf + size_t(R) * row_bytes);
     struct Parts {
       int8_t* q;
       float *d, *s;
-      int32_t* o8;
+      int32_t *o8, *ob;
     };
     auto parts = [&](int64_t r) {
       std::byte* p = buf + size_t(r) * row_bytes;
       auto* d = reinterpret_cast<float*>(p + K);
-      return Parts{reinterpret_cast<int8_t*>(p), d, d + nb, reinterpret_cast<int32_t*>(d + 2 * nb)};
+      auto* o8 = reinterpret_cast<int32_t*>(d + 2 * nb);
+      return Parts{reinterpret_cast<int8_t*>(p), d, d + nb, o8, o8 + K / 4};
     };
     for (int64_t r = 0; r < R; ++r) {
       const Parts p = parts(r);
-      rows[r] = {p.q, p.d, p.s, p.o8};
+      rows[r] = {p.q, p.d, p.s, p.o8, p.ob};
     }
+    const std::byte* packed = dt == DType::Q4_0 ? ctx.packed(w) : nullptr;
     ctx.for_chunks(R, std::max<int64_t>(1, 16384 / K), [&](int64_t r0, int64_t r1, int) {
       for (int64_t r = r0; r < r1; ++r) {
         const Parts p = parts(r);
         k.quantize_row(xr.as<const float>(r), K, p.q, p.d, p.s, p.o8);
+        if (packed)
+          for (int64_t b = 0; b < nb; ++b) {
+            const int32_t* o = p.o8 + b * 8;
+            p.ob[b] = o[0] + o[1] + o[2] + o[3] + o[4] + o[5] + o[6] + o[7];
+          }
       }
     });
+    if (packed) {
+      // Interleaved layout: threads take groups of 16 weight rows.
+      const int64_t groups = N / simd::kPackRows, gstride = nb * simd::kPackGroupBytesPerBlock;
+      const int64_t ggrain = std::max<int64_t>(1, grain / simd::kPackRows);
+      if (R == 1) {
+        ctx.for_chunks(groups, ggrain, [&](int64_t g0, int64_t g1, int) {
+          k.gemv_q4_0x16(packed + g0 * gstride, g1 - g0, nb, rows[0], y + g0 * simd::kPackRows);
+        });
+        return;
+      }
+      for (int64_t t0 = 0; t0 < R; t0 += kTokenBlock) {
+        const int64_t nt = std::min(kTokenBlock, R - t0);
+        ctx.for_chunks(groups, ggrain, [&](int64_t g0, int64_t g1, int) {
+          k.gemm_q4_0x16(packed + g0 * gstride, g1 - g0, rows + t0, nt, nb, y + t0 * N + g0 * simd::kPackRows, N);
+        });
+      }
+      return;
+    }
     // One weight row against one row of x.
     auto dot = [&](const std::byte* wrow, const simd::QRow& xq) {
       switch (dt) {

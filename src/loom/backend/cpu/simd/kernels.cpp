@@ -1,6 +1,7 @@
 #include "loom/backend/cpu/simd/kernels.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "loom/backend/cpu/cpu_features.h"
@@ -39,6 +40,20 @@ const Kernels& pick() {
 }
 
 }  // namespace
+
+void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out) {
+  for (int64_t g = 0; g < groups; ++g) {
+    const BlockQ4_0* src = rows + g * kPackRows * nb;
+    std::byte* qs = out + g * nb * kPackGroupBytesPerBlock;
+    auto* d = reinterpret_cast<uint16_t*>(qs + nb * 256);
+    for (int64_t b = 0; b < nb; ++b, qs += 256, d += kPackRows)
+      for (int r = 0; r < kPackRows; ++r) {
+        const BlockQ4_0& blk = src[r * nb + b];
+        d[r] = blk.d;
+        for (int c = 0; c < 4; ++c) std::memcpy(qs + c * 64 + r * 4, blk.qs + 4 * c, 4);
+      }
+  }
+}
 
 const Kernels& kernels() {
   static const Kernels& k = pick();

@@ -27,7 +27,18 @@ struct QRow {
   const float* d;
   const float* s;
   const int32_t* o8;
+  const int32_t* ob = nullptr;  // -8 * the sum of each block (the interleaved Q4_0 kernels need it)
 };
+
+// Q4_0 weights repacked 16 rows at a time, so that one vector lane holds one
+// weight row and a decode step needs no shuffles: a group of 16 rows of nb
+// blocks is nb x 256 bytes of nibbles, then nb x 16 f16 scales. Block b's
+// nibbles are 4 chunks of 64 bytes; chunk c holds bytes 4c .. 4c+3 of the qs
+// of rows 0..15 side by side (low nibbles: elements 4c..4c+3, high nibbles:
+// elements 16+4c .. 16+4c+3).
+inline constexpr int kPackRows = 16;
+inline constexpr int64_t kPackGroupBytesPerBlock = 16 * int64_t(sizeof(BlockQ4_0));  // 288
+void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out);
 
 struct Kernels {
   const char* name;
@@ -66,6 +77,11 @@ struct Kernels {
                     int64_t ldy);
   void (*gemm_q6_k)(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, int64_t n, int64_t nb, float* y,
                     int64_t ldy);
+  // Interleaved Q4_0 (pack_q4_0x16): `groups` groups of 16 rows. gemv:
+  // y[16 g + i] = dot(row 16 g + i, x); gemm: y[j * ldy + 16 g + i] for n rows of x.
+  void (*gemv_q4_0x16)(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y);
+  void (*gemm_q4_0x16)(const std::byte* w, int64_t groups, const QRow* x, int64_t n, int64_t nb, float* y,
+                       int64_t ldy);
 };
 
 // The fastest kernels this CPU can run (or the LOOM_CPU_ISA override).

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "loom/core/dtype.h"
 
@@ -116,6 +117,15 @@ struct VecAvx2 {
   static I dot_u8s8_acc(I acc, B u, B s) { return _mm256_add_epi32(acc, dot_u8s8(u, s)); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) { return _mm256_set1_ps(_cvtsh_ss(w->d) * dx[0]); }
+  // Interleaved Q4_0 helpers (contract in vec_scalar.h).
+  static B nib_lo(B w) { return _mm256_and_si256(w, _mm256_set1_epi8(0x0f)); }
+  static B nib_hi(B w) { return _mm256_and_si256(_mm256_srli_epi16(w, 4), _mm256_set1_epi8(0x0f)); }
+  static B bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static I set1_i(int32_t x) { return _mm256_set1_epi32(x); }
 };
 
 }  // namespace loom::backend::cpu::simd

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "loom/core/dtype.h"
 
@@ -141,6 +142,15 @@ struct VecAvx512 {
     const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two));
   }
+  // Interleaved Q4_0 helpers (contract in vec_scalar.h).
+  static B nib_lo(B w) { return _mm512_and_si512(w, _mm512_set1_epi8(0x0f)); }
+  static B nib_hi(B w) { return _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f)); }
+  static B bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  static I set1_i(int32_t x) { return _mm512_set1_epi32(x); }
 };
 
 }  // namespace loom::backend::cpu::simd

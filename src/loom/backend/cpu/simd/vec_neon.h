@@ -6,6 +6,7 @@
 #include <arm_neon.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "loom/core/dtype.h"
 
@@ -151,6 +152,23 @@ struct VecNeon {
   static I dot_u8s8_acc(I acc, B u, B s) { return add_i(acc, dot_u8s8(u, s)); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) { return set1(f16(w->d) * dx[0]); }
+  // Interleaved Q4_0 helpers (contract in vec_scalar.h).
+  static B nib_lo(B w) {
+    const uint8x16_t m = vdupq_n_u8(15);
+    return {vreinterpretq_s8_u8(vandq_u8(vreinterpretq_u8_s8(w.a), m)),
+            vreinterpretq_s8_u8(vandq_u8(vreinterpretq_u8_s8(w.b), m))};
+  }
+  static B nib_hi(B w) {
+    return {vreinterpretq_s8_u8(vshrq_n_u8(vreinterpretq_u8_s8(w.a), 4)),
+            vreinterpretq_s8_u8(vshrq_n_u8(vreinterpretq_u8_s8(w.b), 4))};
+  }
+  static B bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const int8x16_t r = vreinterpretq_s8_s32(vdupq_n_s32(v));
+    return {r, r};
+  }
+  static I set1_i(int32_t x) { return {vdupq_n_s32(x), vdupq_n_s32(x)}; }
 };
 
 }  // namespace neon or neon_dotprod

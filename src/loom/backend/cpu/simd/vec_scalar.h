@@ -188,6 +188,27 @@ struct VecScalar {
   static I dot_u8s8_acc(I acc, B u, B s) { return add_i(acc, dot_u8s8(u, s)); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) { return set1(f16_to_f32(w->d) * dx[0]); }
+  // Interleaved Q4_0 (16 weight rows per group, 4 bytes of each row side by
+  // side; see pack_q4_0x16): split a load of packed bytes into low and high
+  // nibbles, broadcast 4 activation bytes to every int32 lane, set an int32.
+  static B nib_lo(B w) {
+    for (auto& e : w.v) e = int8_t(uint8_t(e) & 15);
+    return w;
+  }
+  static B nib_hi(B w) {
+    for (auto& e : w.v) e = int8_t(uint8_t(e) >> 4);
+    return w;
+  }
+  static B bcast4(const int8_t* p) {
+    B r;
+    for (int l = 0; l < 8; ++l) std::memcpy(r.v + 4 * l, p, 4);
+    return r;
+  }
+  static I set1_i(int32_t x) {
+    I r;
+    for (auto& e : r.v) e = x;
+    return r;
+  }
 };
 
 }  // namespace loom::backend::cpu::simd
