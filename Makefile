@@ -1,5 +1,6 @@
 # loom's front door. On a fresh Debian 12 machine:
-#   make run     installs what is missing, builds, and runs the main job
+#   make run     installs what is missing, builds, and serves the default model
+#                (OpenAI-compatible API + chat page; PORT=8080 HOST=127.0.0.1)
 #   make test    installs what is missing, builds, and runs every test
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -7,6 +8,11 @@ FUZZ_BUILD ?= build-fuzz
 ARM64_BUILD ?= build-arm64
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
+# `make run PORT=9000 HOST=0.0.0.0` (":=": a HOST or PORT in the environment,
+# such as zsh's HOST, is not taken for the address)
+HOST := 127.0.0.1
+PORT := 8080
+SERVE_FLAGS ?=
 
 .PHONY: all deps build run test test-asan test-arm64 fuzz clean
 
@@ -22,7 +28,7 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD)
 
 run: build
-	$(BUILD)/bin/loom run -p "Once upon a time" -n 200
+	$(BUILD)/bin/loom serve --host $(HOST) --port $(PORT) $(SERVE_FLAGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j2

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages loom needs, only those that are missing.
-#   scripts/install-deps.sh            build + tests
+#   scripts/install-deps.sh            build + tests (the server's tests need Node.js
+#                                        and Chromium: Debian's nodejs + npm unless
+#                                        `node` and `npm` are already installed)
 #   scripts/install-deps.sh fuzz       + clang and its sanitizer/fuzzer runtime
 #   scripts/install-deps.sh cross      + the AArch64 cross compiler and qemu-user
 #                                        (make test-arm64; GoogleTest is built from
@@ -8,7 +10,12 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build make pkg-config libfmt-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev
+          libcpp-httplib-dev chromium)
+# A Node.js from elsewhere (nodesource, nvm) is fine; Debian's only if there is none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 for extra in "$@"; do
   case "$extra" in
     fuzz) packages+=(clang libclang-rt-14-dev) ;;

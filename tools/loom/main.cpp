@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   loom::cli::add_chat(app);
   loom::cli::add_bench(app);
   loom::cli::add_quantize(app);
+  loom::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
