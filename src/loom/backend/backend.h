@@ -47,8 +47,11 @@ class Backend {
   virtual std::shared_ptr<Buffer> allocate(size_t bytes) = 0;
   // Makes host memory (e.g. a memory-mapped weight file) usable by the
   // backend. Host-visible backends use it in place; others copy it.
-  // `keep_alive` is held as long as the returned buffer lives.
-  virtual std::shared_ptr<Buffer> import_host(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive) = 0;
+  // `keep_alive` is held as long as the returned buffer lives. `file_backed`:
+  // the memory is a read-only file mapping, whose pages the backend may drop
+  // and have read back from the file (never true of ordinary memory).
+  virtual std::shared_ptr<Buffer> import_host(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive,
+                                              bool file_backed = false) = 0;
   // Copies between host memory and a contiguous tensor of this backend.
   virtual void upload(const Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void download(const Tensor& src, void* dst, size_t bytes) = 0;

@@ -23,8 +23,9 @@ HostBuffer::~HostBuffer() { std::free(data_); }
 
 std::shared_ptr<Buffer> HostBackend::allocate(size_t bytes) { return std::make_shared<HostBuffer>(bytes); }
 
-std::shared_ptr<Buffer> HostBackend::import_host(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive) {
-  return std::make_shared<ImportedBuffer>(data, bytes, std::move(keep_alive));
+std::shared_ptr<Buffer> HostBackend::import_host(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive,
+                                                 bool file_backed) {
+  return std::make_shared<ImportedBuffer>(data, bytes, std::move(keep_alive), file_backed);
 }
 
 void HostBackend::upload(const Tensor& dst, const void* src, size_t bytes) {

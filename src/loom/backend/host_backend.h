@@ -26,21 +26,28 @@ class HostBuffer final : public Buffer {
 // Host memory owned by someone else (a file mapping), kept alive by a handle.
 class ImportedBuffer final : public Buffer {
  public:
-  ImportedBuffer(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive)
-      : data_(static_cast<std::byte*>(const_cast<void*>(data))), size_(bytes), keep_alive_(std::move(keep_alive)) {}
+  ImportedBuffer(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive, bool file_backed)
+      : data_(static_cast<std::byte*>(const_cast<void*>(data))),
+        size_(bytes),
+        keep_alive_(std::move(keep_alive)),
+        file_backed_(file_backed) {}
   size_t size() const override { return size_; }
   std::byte* host_data() const override { return data_; }
+  // A read-only file mapping: pages dropped with MADV_DONTNEED come back from the file.
+  bool file_backed() const { return file_backed_; }
 
  private:
   std::byte* data_;  // not written by loom: weights are read-only constants
   size_t size_;
   std::shared_ptr<const void> keep_alive_;
+  bool file_backed_;
 };
 
 class HostBackend : public Backend {
  public:
   std::shared_ptr<Buffer> allocate(size_t bytes) override;
-  std::shared_ptr<Buffer> import_host(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive) override;
+  std::shared_ptr<Buffer> import_host(const void* data, size_t bytes, std::shared_ptr<const void> keep_alive,
+                                      bool file_backed = false) override;
   void upload(const Tensor& dst, const void* src, size_t bytes) override;
   void download(const Tensor& src, void* dst, size_t bytes) override;
   std::unique_ptr<Executable> compile(const graph::Graph& g) override;

@@ -10,7 +10,7 @@ std::string from(const SourceTensor& s) { return s.origin.empty() ? "" : " (" + 
 }  // namespace
 
 WeightBinder::WeightBinder(const ModelSource& source, backend::Backend& backend) : source_(source) {
-  for (const SourceStorage& st : source.storages()) buffers_.push_back(backend.import_host(st.data, st.size, st.owner));
+  for (const SourceStorage& st : source.storages()) buffers_.push_back(backend.import_host(st.data, st.size, st.owner, st.file_backed));
 }
 
 Tensor WeightBinder::get(const std::string& name, Shape shape) const {

@@ -72,7 +72,8 @@ class CpuBackend final : public HostBackend {
         cpu::simd::pack_q4_0x16(src + g0 * cpu::simd::kPackRows * nb, g1 - g0, nb, packed->host_data() + g0 * gstride);
       });
       cache[w.data()] = {w.buffer(), w.nbytes(), std::move(packed)};
-      if (other_uses[size_t(i)] == 0 && dynamic_cast<const ImportedBuffer*>(w.buffer().get())) {
+      const auto* imported = dynamic_cast<const ImportedBuffer*>(w.buffer().get());
+      if (other_uses[size_t(i)] == 0 && imported && imported->file_backed()) {
         const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
         const auto begin = (reinterpret_cast<uintptr_t>(w.data()) + page - 1) / page * page;
         const auto end = (reinterpret_cast<uintptr_t>(w.data()) + w.nbytes()) / page * page;

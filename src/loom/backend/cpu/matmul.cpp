@@ -41,9 +41,10 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
 
   if (traits(dt).is_quantized) {
     // Every row of x quantized once: q (K bytes), d and s (K/32 floats each),
-    // o8 (K/4 int32), followed by the table of rows the kernels take.
+    // o8 (K/4 int32), ob (K/32 int32), followed by the table of rows the kernels take.
     const int64_t nb = K / 32;
-    const size_t row_bytes = size_t(K) + size_t(nb) * 12 + size_t(K);
+    // (Rounded to 64 bytes: rows start on cache lines and the table after them is aligned.)
+    const size_t row_bytes = (size_t(K) + size_t(nb) * 12 + size_t(K) + 63) / 64 * 64;
     std::byte* buf = ctx.workspace(size_t(R) * (row_bytes + sizeof(simd::QRow)));
     auto* rows = reinterpret_cast<simd::QRow*>(buf + size_t(R) * row_bytes);
     struct Parts {
