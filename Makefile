@@ -38,7 +38,7 @@ test: build
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOOM_BUILD_TOOLS=OFF \
 	  -DLOOM_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS=-O1 \
-	  "-DLOOM_TEST_ROOMS=core;backend;graph;quant;format;tokenizer;model;sample;engine"
+	  "-DLOOM_TEST_ROOMS=core;backend;graph;quant;format;tokenizer;model;sample;engine;train"
 	cmake --build $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j2
 

@@ -16,6 +16,7 @@ packages=(g++ cmake ninja-build make pkg-config libfmt-dev libcli11-dev nlohmann
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   packages+=(nodejs npm)
 fi
+packages+=(libopenmpi-dev openmpi-bin)  # dist: MPI for data-parallel training
 for extra in "$@"; do
   case "$extra" in
     fuzz) packages+=(clang libclang-rt-14-dev) ;;

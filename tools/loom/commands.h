@@ -16,6 +16,7 @@ void add_chat(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_tokenizer(CLI::App& app);
 
 // The model used when no -m is given: $LOOM_MODEL, else the default model the
 // build produces (build/models/default.gguf next to build/bin/loom).

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   loom::cli::add_bench(app);
   loom::cli::add_quantize(app);
   loom::cli::add_serve(app);
+  loom::cli::add_tokenizer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

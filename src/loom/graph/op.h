@@ -98,8 +98,71 @@ struct MoeFfn {
   float scale = 1.0f;     // DeepSeek's routed scaling factor
 };
 
+// --- Training: forward ops without a KV cache, and backward ops (builders in
+// train_ops.h; the rules that use them in src/loom/train/backward.cpp). Each
+// backward op takes what it needs of the forward op's inputs and dy, the
+// gradient of the forward output, and returns the gradient of one input.
+
+// out = value everywhere (a gradient seed)          () -> [shape] f32
+struct Fill {
+  float value = 0.0f;
+};
+// out[c, r] = x[r, c], the leading dims of x merged into r    (x [..., C] f32) -> [C, R] f32
+struct Transpose {};
+// Sum of x over the leading dims it has beyond the output shape, a suffix of
+// x's shape (the gradient of a broadcast operand).  (x [..., S...] f32) -> [S...] f32
+struct SumTo {};
+// Causal self-attention over the batch as T / seq_len sequences of seq_len
+// tokens (seq_len 0: one sequence of T): token t attends to the tokens j <= t
+// of its own sequence; query head h reads KV head h / (Hq / Hkv).
+//   (q [T, Hq, D], k [T, Hkv, D], v [T, Hkv, D] f32) -> [T, Hq, D] f32
+struct CausalAttention {
+  float scale = 1.0f;  // usually 1/sqrt(D)
+  int32_t seq_len = 0;
+};
+// Mean cross-entropy of rows of logits against target ids; rows whose target
+// is negative are ignored (padding, prompt tokens):
+//   loss = -1/N sum_{r: y[r] >= 0} log softmax(logits[r])[y[r]], N = #counted rows (loss 0 if N = 0)
+//   (logits [R, V] f32, targets [R] i32) -> [1] f32
+struct CrossEntropy {};
+
+// dx of rms_norm; with g = dy * w and inv = 1 / sqrt(mean(x^2) + eps):
+//   dx = inv * g - x * inv^3 * mean(g * x)          (x [..., C], dy like x, w [C] optional) -> like x
+struct RmsNormBackward {
+  float eps = 1e-5f;
+};
+// dx of rope: dy turned by -theta                   (dy [T, H, D], pos [T] i32, factor [n_rot/2] optional) -> like dy
+struct RopeBackward {
+  Rope rope;
+};
+// d gate or d up of swiglu, with s = sigmoid(gate):
+//   d up = dy * gate * s;  d gate = dy * up * s * (1 + gate * (1 - s))     (gate, up, dy [..., C]) -> like gate
+struct SwiGluBackward {
+  bool wrt_up = false;
+};
+// dx of softmax from its output y: y * (dy - sum(dy * y))   (y, dy [..., C]) -> like y
+struct SoftmaxBackward {};
+// d table of get_rows: zeros with row dy[t] added at ids[t]   (dy [T, C] f32, ids [T] i32) -> [V, C] f32
+struct GetRowsBackward {};
+// dx of slice(x, axis, start, n): zeros of x's shape, dy at [start, start + n) of axis   (dy) -> x's shape
+struct SliceBackward {
+  int32_t axis = 0;
+  int64_t start = 0;
+};
+// dq, dk, dv of causal_attention (same parameters), one after the other in one
+// flat vector that the builder splits into views.
+//   (q, k, v, dy [T, Hq, D]) -> [T*Hq*D + 2*T*Hkv*D] f32
+struct CausalAttentionBackward {
+  CausalAttention attention;
+};
+// d logits of cross_entropy: dloss / N * (softmax(logits[r]) - onehot(y[r])), 0 on ignored rows
+//   (logits [R, V], targets [R] i32, dloss [1]) -> [R, V] f32
+struct CrossEntropyBackward {};
+
 using Op = std::variant<Input, Constant, View, GetRows, MatMul, RmsNorm, Rope, KvStore, Attention, SwiGlu, Add, Mul,
-                        Scale, Softmax, Sigmoid, ScaleRows, MoeFfn>;
+                        Scale, Softmax, Sigmoid, ScaleRows, MoeFfn, Fill, Transpose, SumTo, CausalAttention,
+                        CrossEntropy, RmsNormBackward, RopeBackward, SwiGluBackward, SoftmaxBackward, GetRowsBackward,
+                        SliceBackward, CausalAttentionBackward, CrossEntropyBackward>;
 
 // Name of the op held by `op` ("matmul"), for messages and `supports`.
 const char* op_name(const Op& op);

@@ -90,6 +90,21 @@ void softmax(Context& ctx, std::span<const Tensor> in, const Tensor& out);
 void sigmoid(Context& ctx, std::span<const Tensor> in, const Tensor& out);     // moe.cpp
 void scale_rows(Context& ctx, std::span<const Tensor> in, const Tensor& out);  // moe.cpp
 void moe_ffn(Context& ctx, const graph::MoeFfn& p, std::span<const Tensor> in, const Tensor& out);
+// Training ops (train.cpp).
+void fill(Context& ctx, const graph::Fill& p, const Tensor& out);
+void transpose(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void sum_to(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void causal_attention(Context& ctx, const graph::CausalAttention& p, std::span<const Tensor> in, const Tensor& out);
+void causal_attention_backward(Context& ctx, const graph::CausalAttentionBackward& p, std::span<const Tensor> in,
+                               const Tensor& out);
+void cross_entropy(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void cross_entropy_backward(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void rms_norm_backward(Context& ctx, const graph::RmsNormBackward& p, std::span<const Tensor> in, const Tensor& out);
+void rope_backward(Context& ctx, const graph::RopeBackward& p, std::span<const Tensor> in, const Tensor& out);
+void swiglu_backward(Context& ctx, const graph::SwiGluBackward& p, std::span<const Tensor> in, const Tensor& out);
+void softmax_backward(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void get_rows_backward(Context& ctx, std::span<const Tensor> in, const Tensor& out);
+void slice_backward(Context& ctx, const graph::SliceBackward& p, std::span<const Tensor> in, const Tensor& out);
 
 // Row helpers for kernels: the last dim is dense, leading dims are strided.
 struct Rows {

@@ -7,6 +7,7 @@
 
 #include "loom/backend/host_backend.h"
 #include "loom/backend/kernel_checks.h"
+#include "loom/backend/reference/train_kernels.h"
 #include "loom/backend/tensor_rows.h"
 #include "loom/core/error.h"
 #include "loom/core/half.h"
@@ -268,6 +269,19 @@ class ReferenceBackend final : public HostBackend {
                    },
                    [&](const graph::ScaleRows&) { scale_rows(in, out); },
                    [&](const graph::MoeFfn& p) { moe_ffn(p, in, out); },
+                   [&](const graph::Fill& p) { reference::fill(p, out); },
+                   [&](const graph::Transpose&) { reference::transpose(in, out); },
+                   [&](const graph::SumTo&) { reference::sum_to(in, out); },
+                   [&](const graph::CausalAttention& p) { reference::causal_attention(p, in, out); },
+                   [&](const graph::CrossEntropy&) { reference::cross_entropy(in, out); },
+                   [&](const graph::RmsNormBackward& p) { reference::rms_norm_backward(p, in, out); },
+                   [&](const graph::RopeBackward& p) { reference::rope_backward(p, in, out); },
+                   [&](const graph::SwiGluBackward& p) { reference::swiglu_backward(p, in, out); },
+                   [&](const graph::SoftmaxBackward&) { reference::softmax_backward(in, out); },
+                   [&](const graph::GetRowsBackward&) { reference::get_rows_backward(in, out); },
+                   [&](const graph::SliceBackward& p) { reference::slice_backward(p, in, out); },
+                   [&](const graph::CausalAttentionBackward& p) { reference::causal_attention_backward(p, in, out); },
+                   [&](const graph::CrossEntropyBackward&) { reference::cross_entropy_backward(in, out); },
                },
                node.op);
   }
