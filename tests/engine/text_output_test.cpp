@@ -50,7 +50,7 @@ Pieces run(const tokenizer::Tokenizer& tok, const std::vector<int32_t>& prompt, 
 }
 
 TEST(TextOutput, PiecesAreWholeCharactersThatAddUpToTheDecodedText) {
-  LOOM_DEFAULT_MODEL(path);
+  LOOM_DATA(path, "models/tok512.bin");  // the default model's tokenizer
   auto tok = tokenizer::load(path);
   const auto prompt = tok->encode("Once upon a time", {.add_bos = true});
   const auto ids = tok->encode(" the café served crème brûlée to 🐱 and the dog");
@@ -62,7 +62,7 @@ TEST(TextOutput, PiecesAreWholeCharactersThatAddUpToTheDecodedText) {
 }
 
 TEST(TextOutput, StopsJustBeforeTheFirstStopStringEvenAcrossTokens) {
-  LOOM_DEFAULT_MODEL(path);
+  LOOM_DATA(path, "models/tok512.bin");  // the default model's tokenizer
   auto tok = tokenizer::load(path);
   const auto prompt = tok->encode("Once", {.add_bos = true});
   const auto ids = tok->encode(" upon a time there was a big dog. The dog was happy.");
