@@ -17,6 +17,7 @@ void add_bench(CLI::App& app);
 void add_quantize(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_tokenizer(CLI::App& app);
+void add_train(CLI::App& app);
 
 // The model used when no -m is given: $LOOM_MODEL, else the default model the
 // build produces (build/models/default.gguf next to build/bin/loom).

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   loom::cli::add_quantize(app);
   loom::cli::add_serve(app);
   loom::cli::add_tokenizer(app);
+  loom::cli::add_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

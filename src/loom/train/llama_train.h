@@ -1,0 +1,121 @@
+// The training model: a Llama-architecture decoder (RMSNorm, RoPE, grouped-
+// query causal attention, SwiGLU, tied or untied output) built as a graph
+// over B sequences of T tokens, with FP32 parameters as graph Inputs under
+// their Hugging Face names, so a checkpoint of them is a Llama folder that
+// `loom run` loads. Attention is graph::causal_attention (no KV cache); the
+// loss is the mean cross-entropy over the B*T targets.
+//
+//   LlamaTrainConfig c{.vocab_size = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ff_dim = 172};
+//   auto values = init_llama_params(c, /*seed=*/1);
+//   LlamaTrainStep step(c, backend, /*batch=*/8, /*seq_len=*/64, {.grads = true});
+//   float loss = step.run(values, batch.inputs, batch.targets);   // then step.grad(i)
+//
+// RoPE: Hugging Face's Llama rotates the two halves of each head
+// (RopeStyle::Halves) on q_proj/k_proj rows as stored; loom's HF loader reads
+// those rows unpermuted with the same style, so the trained weights need no
+// permutation on either side.
+//
+// Legend: V vocabulary, C dim, L layers, Hq/Hkv query/KV heads, D = C / Hq
+// head dim, F feed-forward, B batch rows, T sequence length.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "loom/backend/backend.h"
+#include "loom/graph/graph.h"
+
+namespace loom::train {
+
+struct LlamaTrainConfig {
+  int64_t vocab_size = 0;  // V
+  int64_t dim = 0;         // C
+  int64_t n_layers = 0;    // L
+  int64_t n_heads = 0;     // Hq
+  int64_t n_kv_heads = 0;  // Hkv (0: Hq)
+  int64_t ff_dim = 0;      // F
+  int64_t max_seq_len = 2048;  // written as max_position_embeddings
+  float norm_eps = 1e-5f;
+  float rope_base = 10000.0f;
+  bool tied_output = true;  // lm_head shares model.embed_tokens.weight
+
+  int64_t kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }
+  int64_t head_dim() const { return dim / n_heads; }
+  // Throws a loom::Error saying which hyper-parameter is inconsistent.
+  void check() const;
+  // config.json of the Hugging Face LlamaForCausalLM with these parameters.
+  nlohmann::json hf_config(int32_t bos_token_id = -1, int32_t eos_token_id = -1) const;
+  // Reads the fields back from such a config.json (resume, tests).
+  static LlamaTrainConfig from_hf_config(const nlohmann::json& j);
+};
+
+struct ParamSpec {
+  std::string name;            // Hugging Face name
+  std::vector<int64_t> shape;  // outermost first, as the file stores it
+  bool decay = true;           // false for the RMSNorm weights
+  int64_t size() const;
+};
+
+// Every parameter in a fixed order: embed_tokens, then per layer
+// input_layernorm, q/k/v/o_proj, post_attention_layernorm, gate/up/down_proj,
+// then model.norm and (untied) lm_head.
+std::vector<ParamSpec> llama_param_specs(const LlamaTrainConfig& c);
+
+// Seeded initial values, in llama_param_specs order: RMSNorm weights 1; every
+// matrix N(0, 0.02^2), and the projections into the residual stream (o_proj,
+// down_proj) scaled by 1/sqrt(2L) as in GPT-2. Each parameter draws from its
+// own SplitMix64 stream (seed and its index) with Box-Muller, so the values
+// are the same on every platform and standard library.
+std::vector<std::vector<float>> init_llama_params(const LlamaTrainConfig& c, uint64_t seed);
+
+// The forward graph over B rows of T tokens.
+struct LlamaTrainGraph {
+  graph::Value tokens;     // [B*T] i32 input
+  graph::Value positions;  // [B*T] i32 input: t for row r's token t
+  graph::Value targets;    // [B*T] i32 input (negative: ignored)
+  std::vector<graph::Value> params;  // f32 inputs, llama_param_specs order
+  graph::Value logits;     // [B*T, V]
+  graph::Value loss;       // [1]
+};
+LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len);
+
+struct StepOptions {
+  bool grads = true;    // append backward() and read gradients
+  bool logits = false;  // keep the logits readable (tests)
+};
+
+// The graph compiled for one batch shape; run() as many times as needed.
+class LlamaTrainStep {
+ public:
+  LlamaTrainStep(const LlamaTrainConfig& c, backend::Backend& backend, int64_t batch, int64_t seq_len,
+                 const StepOptions& options = {});
+  ~LlamaTrainStep();
+
+  // Runs forward (and backward) for tokens/targets [B*T]; returns the loss.
+  float run(std::span<const std::vector<float>> params, std::span<const int32_t> tokens,
+            std::span<const int32_t> targets);
+  // d loss / d param i of the last run, added into acc (size of param i).
+  void add_grad(size_t i, std::span<float> acc);
+  // Logits [B*T, V] of the last run (options.logits).
+  std::vector<float> logits();
+
+  int64_t batch() const { return batch_; }
+  int64_t seq_len() const { return seq_len_; }
+
+ private:
+  LlamaTrainConfig c_;
+  int64_t batch_, seq_len_;
+  StepOptions o_;
+  graph::Graph g_;
+  LlamaTrainGraph net_;
+  std::vector<graph::Value> grads_;
+  std::unique_ptr<backend::Executable> exe_;
+  std::vector<int32_t> positions_;
+  std::vector<float> scratch_;
+};
+
+}  // namespace loom::train
