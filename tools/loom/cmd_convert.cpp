@@ -2,13 +2,17 @@
 // GGUF with llama.cpp's names and keys, optionally with its weight matrices
 // converted to f16, q8_0 or q4_0; or (--to hf) as a Hugging Face folder.
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 
 #include "commands.h"
 #include "loom/core/error.h"
 #include "loom/format/gguf.h"
 #include "loom/format/llama2c.h"
 #include "loom/model/export.h"
+#include "loom/tokenizer/bpe.h"
 #include "loom/tokenizer/export.h"
+#include "loom/tokenizer/tokenizer.h"
 
 namespace loom::cli {
 
@@ -38,6 +42,18 @@ model::MetadataList tokenizer_metadata(const ConvertArgs& a, const model::ModelS
   }
   LOOM_CHECK(src.kind() != model::ModelSource::Kind::Llama2c,
              "[cli] {}: converting a llama2.c model needs its tokenizer: --tokenizer FILE", a.input);
+  // A Hugging Face folder's byte-level BPE tokenizer (tokenizer.json, or
+  // vocab.json + merges.txt) goes into a GGUF as tokenizer.ggml.* keys.
+  if (a.to == "gguf" && std::filesystem::is_directory(a.input) &&
+      src.metadata().find("tokenizer.ggml.model") == nullptr) {
+    std::unique_ptr<tokenizer::Tokenizer> tok;
+    try {
+      tok = tokenizer::load(a.input);
+    } catch (const Error&) {
+      return {};  // no tokenizer files here: the note after writing says so
+    }
+    if (dynamic_cast<const tokenizer::BpeTokenizer*>(tok.get())) return tokenizer::bpe_gguf_metadata(*tok);
+  }
   return {};
 }
 

@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "loom/core/error.h"
+#include "loom/tokenizer/byte_level.h"
 
 namespace loom::tokenizer {
 
@@ -108,6 +109,20 @@ BpeTokenizer::BpeTokenizer(Vocab vocab, std::vector<std::string> bytes, const Bp
       merges_.emplace(key(left, right), Merge{static_cast<int32_t>(rank), result});  // first (best) rank wins
     }
   }
+}
+
+std::vector<std::string> BpeTokenizer::merge_lines() const {
+  std::vector<std::pair<int32_t, uint64_t>> by_rank;
+  by_rank.reserve(merges_.size());
+  for (const auto& [k, m] : merges_) by_rank.emplace_back(m.rank, k);
+  std::sort(by_rank.begin(), by_rank.end());
+  std::vector<std::string> lines;
+  lines.reserve(by_rank.size());
+  for (const auto& [rank, k] : by_rank) {
+    const auto left = static_cast<size_t>(k >> 32), right = static_cast<size_t>(k & 0xffffffffu);
+    lines.push_back(byte_level::from_bytes(bytes_[left]) + " " + byte_level::from_bytes(bytes_[right]));
+  }
+  return lines;
 }
 
 int32_t BpeTokenizer::find_bytes(std::string_view b) const {

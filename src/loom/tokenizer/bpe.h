@@ -58,6 +58,13 @@ class BpeTokenizer final : public Tokenizer {
   const std::string& piece(int32_t id) const override { return vocab_.piece(id); }
   TokenType type(int32_t id) const override { return vocab_.type(id); }
 
+  // What writing this tokenizer out (GGUF) needs: the merges that apply, best
+  // first, as byte-level "left right" lines (empty for tiktoken's rank
+  // merging), and the options it was built with.
+  std::vector<std::string> merge_lines() const;
+  bool merges_from_ranks() const { return from_ranks_; }
+  const BpeOptions& options() const { return options_; }
+
  private:
   struct Merge {
     int32_t rank;

@@ -1,6 +1,8 @@
-// Tokenizer metadata for writing GGUF files: a llama2.c vocabulary expressed
-// as the SentencePiece ("llama") tokenizer.ggml.* keys that llama.cpp and
-// loom read back, so a converted llama2.c model carries its own tokenizer.
+// Tokenizer metadata for writing GGUF files, as the tokenizer.ggml.* keys
+// that llama.cpp and loom read back, so a converted model carries its own
+// tokenizer: a llama2.c vocabulary as a SentencePiece ("llama") tokenizer,
+// and a byte-level BPE tokenizer (a Hugging Face tokenizer.json, or
+// vocab.json + merges.txt) as a "gpt2" tokenizer.
 #pragma once
 
 #include <string>
@@ -13,5 +15,11 @@
 namespace loom::tokenizer {
 
 std::vector<std::pair<std::string, format::GgufValue>> llama2c_gguf_metadata(const format::Llama2cVocab& vocab);
+
+class Tokenizer;
+// Throws a loom::Error for what GGUF cannot express: a tokenizer that is not
+// byte-level BPE with a merge list (SentencePiece, tiktoken ranks), or a
+// pre-tokenizer that no tokenizer.ggml.pre name stands for.
+std::vector<std::pair<std::string, format::GgufValue>> bpe_gguf_metadata(const Tokenizer& tok);
 
 }  // namespace loom::tokenizer
