@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_synthetic.h"
+#include "bench_train.h"
 #include "commands.h"
 #include "loom/backend/cpu/roofline.h"
 #include "loom/backend/cpu/simd/kernels.h"
@@ -29,6 +30,9 @@ struct BenchArgs {
   std::string model, synthetic, type = "q4_0", threads = "", backend = "cpu", kv_type = "f32";
   int n_prompt = 128, n_gen = 64, repeats = 5;
   bool json = false;
+  bool train = false;
+  std::string train_shape = "gpt2-small";
+  int64_t train_batch = 1;
 };
 
 struct Stats {
@@ -93,6 +97,17 @@ struct Row {
 };
 
 void bench(const BenchArgs& a) {
+  if (a.train) {
+    LOOM_CHECK(a.model.empty() && a.synthetic.empty(), "[cli] --train benchmarks a --train-shape, not -m or --synthetic");
+    bench_train({.shape = a.train_shape,
+                 .seq_len = a.n_prompt,
+                 .batch = a.train_batch,
+                 .threads = parse_threads(a.threads.empty() ? std::to_string(ThreadPool::hardware_threads()) : a.threads),
+                 .repeats = a.repeats,
+                 .backend = a.backend,
+                 .json = a.json});
+    return;
+  }
   LOOM_CHECK(a.model.empty() != a.synthetic.empty(), "[cli] give either -m MODEL or --synthetic SHAPE");
   LOOM_CHECK(a.n_prompt > 0 && a.n_gen > 0 && a.repeats > 0, "[cli] -p, -n and -r must be positive");
   std::string path = a.model;
@@ -222,6 +237,12 @@ void add_bench(CLI::App& app) {
   c->add_option("--backend", a->backend, "Backend")->capture_default_str();
   c->add_option("--kv-type", a->kv_type, "KV cache type: f32 or f16")->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object instead of the table");
+  std::string train_shapes;
+  for (const auto& s : train_bench_shapes()) train_shapes += (train_shapes.empty() ? "" : ", ") + s;
+  c->add_flag("--train", a->train,
+              "Benchmark training steps (forward, backward, AdamW) of --train-shape instead; -p is the sequence length");
+  c->add_option("--train-shape", a->train_shape, "Shape for --train: " + train_shapes)->capture_default_str();
+  c->add_option("--batch", a->train_batch, "Sequences per training step (--train)")->capture_default_str();
   c->callback([a] { bench(*a); });
 }
 
