@@ -108,6 +108,7 @@ struct ChatArgs {
   int64_t n_predict = -1, ctx_size = 0;
   int threads = 0;
   SamplingFlags sampling;
+  std::vector<std::string> lora;
 };
 
 void write_out(std::string_view s) {
@@ -190,6 +191,7 @@ class Chat {
     so.backend = a.backend;
     so.threads = a.threads;
     so.ctx_size = a.ctx_size;
+    so.lora = a.lora;
     return so;
   }
 
@@ -312,6 +314,7 @@ void add_chat(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "Threads (default: all)")->check(CLI::Range(0, 1024));
   c->add_option("-c,--ctx-size", a->ctx_size, "Context size in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
   c->add_option("--backend", a->backend, "Backend: cpu or reference")->capture_default_str();
+  c->add_option("--lora", a->lora, "PEFT LoRA adapter folder merged into the weights at load time (repeatable)");
   c->callback([a] {
     Chat chat(*a);
     chat.run();

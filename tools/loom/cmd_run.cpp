@@ -16,6 +16,7 @@ struct RunArgs {
   int64_t n_predict = 128, ctx_size = 0;
   int threads = 0;
   SamplingFlags sampling;
+  std::vector<std::string> lora;
 };
 
 void run(const RunArgs& a) {
@@ -25,6 +26,7 @@ void run(const RunArgs& a) {
   so.backend = a.backend;
   so.threads = a.threads;
   so.ctx_size = a.ctx_size;
+  so.lora = a.lora;
   LOOM_CHECK(parse_dtype(a.kv_type, &so.kv_type) && (so.kv_type == DType::F32 || so.kv_type == DType::F16),
              "[cli] --kv-type must be f32 or f16, got '{}'", a.kv_type);
   if (!a.quantize.empty()) {
@@ -79,6 +81,7 @@ void add_run(CLI::App& app) {
   c->add_option("--kv-type", a->kv_type, "KV cache type: f32 or f16")->capture_default_str();
   c->add_option("--quantize", a->quantize,
                 "Convert the weight matrices at load time: q8_0, q4_0, f16 or bf16 (as `loom convert --type` does)");
+  c->add_option("--lora", a->lora, "PEFT LoRA adapter folder merged into the weights at load time (repeatable)");
   c->callback([a] { run(*a); });
 }
 

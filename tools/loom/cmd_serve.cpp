@@ -26,7 +26,7 @@ struct ServeArgs {
   int port = 8080, parallel = 4, queue = 64, threads = 0, http_threads = 0, block_size = 16;
   int64_t ctx_size = 0, kv_cache_tokens = 0, batch_tokens = 256;
   double timeout = 600, body_limit_mb = 8;
-  std::vector<std::string> api_keys;
+  std::vector<std::string> api_keys, lora;
   bool no_prefix_cache = false, quiet = false;
 };
 
@@ -40,6 +40,7 @@ DType parse_type(const std::string& s, std::initializer_list<DType> allowed, con
 
 void serve(const ServeArgs& a) {
   engine::EngineOptions eo;
+  eo.lora = a.lora;
   eo.model_path = a.model.empty() ? default_model_path() : a.model;
   eo.tokenizer_path = a.tokenizer;
   eo.backend = a.backend;
@@ -166,6 +167,7 @@ void add_serve(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "Compute threads (default: all)")->check(CLI::Range(0, 1024));
   c->add_option("--backend", a->backend, "Backend: cpu or reference")->capture_default_str();
   c->add_option("--quantize", a->quantize, "Convert the weight matrices at load time: q8_0, q4_0, f16 or bf16");
+  c->add_option("--lora", a->lora, "PEFT LoRA adapter folder merged into the weights at load time (repeatable)");
   c->add_flag("-q,--quiet", a->quiet, "No log line per request");
   c->callback([a] { serve(*a); });
 }

@@ -4,6 +4,7 @@
 //
 //   loom train --data corpus.txt --tokenizer tok/ --dim 256 --layers 4 --steps 2000 --out run --log run/log.jsonl
 //   mpirun -np 2 loom train --data run/data --tokenizer tok/ --batch 4 ...    (same as one process with --batch 8)
+//   loom train --base model.gguf --lora-rank 8 --data corpus.txt --out lora   (LoRA: adapters as PEFT folders)
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -11,6 +12,8 @@
 #include "commands.h"
 #include "loom/core/error.h"
 #include "loom/dist/communicator.h"
+#include "loom/engine/session.h"
+#include "loom/model/source.h"
 #include "loom/tokenizer/tokenizer.h"
 #include "loom/train/data.h"
 #include "loom/train/trainer.h"
@@ -27,6 +30,7 @@ struct TrainArgs {
   train::TrainOptions o;
   int64_t eval_windows = -1;
   bool untied = false;
+  std::string lora_targets = "q_proj,v_proj";
 };
 
 // The tokenizer's files a checkpoint folder needs to run on its own.
@@ -50,14 +54,28 @@ std::vector<std::string> tokenizer_files(const std::string& path) {
 void run_train(TrainArgs& a) {
   auto comm = dist::from_environment();
   const bool lead = comm->rank() == 0;
-  const auto tok = tokenizer::load(a.tokenizer);
   train::TrainOptions& o = a.o;
+  const bool lora = !o.base_model.empty();
+  LOOM_CHECK(lora == (o.lora.rank > 0), "[cli] LoRA fine-tuning takes both --base MODEL and --lora-rank R");
+  LOOM_CHECK(lora || !a.tokenizer.empty(), "[cli] --tokenizer is required (unless --base gives the model's own)");
+  // LoRA: the base model's tokenizer, unless --tokenizer names another.
+  const auto base = lora ? model::ModelSource::open(o.base_model) : nullptr;
+  const auto tok = lora ? engine::load_tokenizer(*base, a.tokenizer) : tokenizer::load(a.tokenizer);
+  if (lora) {
+    o.lora.targets.clear();
+    for (size_t at = 0; at <= a.lora_targets.size();) {
+      const size_t comma = std::min(a.lora_targets.find(',', at), a.lora_targets.size());
+      if (comma > at) o.lora.targets.push_back(a.lora_targets.substr(at, comma - at));
+      at = comma + 1;
+    }
+    if (o.lora.alpha <= 0) o.lora.alpha = float(2 * o.lora.rank);
+  }
   o.model.vocab_size = tok->vocab_size();
   o.model.max_seq_len = std::max(o.model.max_seq_len, o.seq_len);
   o.bos_token_id = tok->bos();
   o.eos_token_id = tok->eos();
-  o.copy_files = tokenizer_files(a.tokenizer);
-  if (lead && o.copy_files.empty() && !o.out_dir.empty())
+  if (!lora) o.copy_files = tokenizer_files(a.tokenizer);
+  if (lead && !lora && o.copy_files.empty() && !o.out_dir.empty())
     std::fprintf(stderr, "loom train: warning: %s is not a Hugging Face tokenizer folder or file; checkpoints will "
                          "have no tokenizer of their own\n", a.tokenizer.c_str());
   o.holdout_windows = a.eval_windows;
@@ -104,10 +122,20 @@ void add_train(CLI::App& app) {
   o.model.n_kv_heads = 0;
   o.model.ff_dim = 688;
   o.holdout_fraction = 0;
-  CLI::App* c = app.add_subcommand("train", "Train a Llama-architecture model (data parallel under mpirun)");
+  CLI::App* c = app.add_subcommand(
+      "train", "Train a Llama-architecture model, or LoRA adapters of a loaded one (data parallel under mpirun)");
   c->add_option("--data", a->data, "Text files (tokenized into OUT/data), *.tok shards or folders of them")
       ->required();
-  c->add_option("--tokenizer", a->tokenizer, "Tokenizer folder or file (Hugging Face, .model, GGUF)")->required();
+  c->add_option("--tokenizer", a->tokenizer,
+                "Tokenizer folder or file (Hugging Face, .model, GGUF); with --base: the base model's by default");
+  c->add_option("--base", o.base_model,
+                "LoRA: the model to fine-tune (GGUF, llama2.c .bin, Hugging Face folder); its shapes replace "
+                "--dim etc.");
+  c->add_option("--lora-rank", o.lora.rank, "LoRA: rank r of the adapters (with --base)");
+  c->add_option("--lora-alpha", o.lora.alpha, "LoRA: the update is scaled by alpha / r (default: 2 r)");
+  c->add_option("--lora-targets", a->lora_targets,
+                "LoRA: comma-separated linear layers (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)")
+      ->capture_default_str();
   c->add_option("--dim", o.model.dim, "Embedding size")->capture_default_str();
   c->add_option("--layers", o.model.n_layers, "Decoder layers")->capture_default_str();
   c->add_option("--heads", o.model.n_heads, "Attention heads")->capture_default_str();
@@ -133,6 +161,8 @@ void add_train(CLI::App& app) {
   c->add_option("--keep", o.keep_last, "Checkpoints kept (0: all)")->capture_default_str();
   c->add_option("--out", o.out_dir, "Folder for checkpoints (and tokenized text)");
   c->add_flag("--resume", o.resume, "Continue from OUT's latest checkpoint");
+  c->add_flag("--recompute", o.recompute,
+              "Recompute each layer's activations in the backward pass instead of keeping them (less memory)");
   c->add_option("--log", o.log_path, "JSONL file of the loss curve");
   c->add_option("-t,--threads", o.threads, "Threads (0: all)")->capture_default_str();
   c->add_option("--backend", o.backend, "Backend (cpu, reference)")->capture_default_str();

@@ -18,6 +18,7 @@ void add_quantize(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_tokenizer(CLI::App& app);
 void add_train(CLI::App& app);
+void add_export(CLI::App& app);
 
 // The model used when no -m is given: $LOOM_MODEL, else the default model the
 // build produces (build/models/default.gguf next to build/bin/loom).

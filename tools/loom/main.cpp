@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   loom::cli::add_serve(app);
   loom::cli::add_tokenizer(app);
   loom::cli::add_train(app);
+  loom::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,6 +16,7 @@
 #include "loom/engine/scheduler.h"
 #include "loom/engine/sequence.h"
 #include "loom/engine/session.h"
+#include "loom/model/lora.h"
 #include "loom/model/runner.h"
 
 namespace loom::engine {
@@ -102,6 +103,7 @@ struct Engine::Impl {
 Engine::Impl::Impl(const EngineOptions& opt) : o(opt), model_path(opt.model_path) {
   backend = backend::create(o.backend, {.threads = o.threads});
   source = model::ModelSource::open(o.model_path);
+  for (const std::string& dir : o.lora) source->merge_lora(model::LoraAdapter::open(dir));
   if (o.quantize) source->quantize_weights(*o.quantize);
   model = model::load(*source, *backend);
   tok = load_tokenizer(*source, o.tokenizer_path);

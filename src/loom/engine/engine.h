@@ -5,7 +5,8 @@
 // requests join and leave the batch at every step and a long prompt does not
 // stall the others. The KV cache is paged (a block allocator over one shared
 // cache); full blocks of a prompt prefix that another sequence already
-// computed are shared, not recomputed (prefix cache). Cancelling a request
+// computed are shared, not recomputed, and where the shared prefix ends
+// inside a block its rows are copied (prefix cache). Cancelling a request
 // frees its blocks at the next step.
 //
 // Threading: submit(), cancel() and stats() may be called from any thread.
@@ -42,6 +43,7 @@ struct EngineOptions {
   std::string backend = "cpu";
   int threads = 0;                // 0: all hardware threads
   std::optional<DType> quantize;  // convert weight matrices at load time
+  std::vector<std::string> lora;  // PEFT LoRA adapter folders merged into the weights at load time
   int64_t ctx_size = 0;           // longest sequence, prompt + generation (0: the model's training context)
   int max_sequences = 4;          // sequences decoded together (loom serve --parallel)
   int64_t kv_cache_tokens = 0;    // KV capacity shared by all sequences (0: max_sequences * ctx_size)

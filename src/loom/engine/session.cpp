@@ -6,6 +6,7 @@
 #include "loom/core/error.h"
 #include "loom/format/gguf.h"
 #include "loom/format/llama2c.h"
+#include "loom/model/lora.h"
 
 namespace loom::engine {
 
@@ -46,6 +47,7 @@ std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const model::ModelSource& s
 Session::Session(const SessionOptions& o) {
   backend_ = backend::create(o.backend, {.threads = o.threads});
   source_ = model::ModelSource::open(o.model_path);
+  for (const std::string& dir : o.lora) source_->merge_lora(model::LoraAdapter::open(dir));
   if (o.quantize) source_->quantize_weights(*o.quantize);
   model_ = model::load(*source_, *backend_);
   tokenizer_ = load_tokenizer(*source_, o.tokenizer_path);

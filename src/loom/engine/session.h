@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "loom/backend/backend.h"
 #include "loom/model/model.h"
@@ -33,6 +34,7 @@ struct SessionOptions {
   DType kv_type = DType::F32;
   int64_t batch_size = 256;    // prompt tokens per forward pass
   std::optional<DType> quantize;  // convert the weight matrices at load time (q8_0, q4_0, ...) into owned memory
+  std::vector<std::string> lora;  // PEFT LoRA adapter folders merged into the weights at load time (model/lora.h)
 };
 
 struct GenerateOptions {

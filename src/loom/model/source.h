@@ -24,6 +24,8 @@
 
 namespace loom::model {
 
+struct LoraAdapter;  // lora.h
+
 struct SourceTensor {
   std::string name;
   uint32_t ggml_type = 0;      // the type id in GGUF numbering (kNoGgmlType if GGUF has none)
@@ -78,6 +80,12 @@ class ModelSource {
   // F16, vectors F32. This copies every converted weight; the file mappings
   // stay (their pages are only read once, and the kernel may drop them).
   void quantize_weights(DType type);
+
+  // Adds an adapter's (alpha / r) B A to every weight it targets (lora.h);
+  // those weights become F32 in owned memory (quantized ones dequantized
+  // first), the others stay in the file mapping. Throws naming the adapter for
+  // a tensor the model does not have or a shape that does not match.
+  void merge_lora(const LoraAdapter& adapter);
 
  private:
   ModelSource() = default;

@@ -1,6 +1,7 @@
 #include "loom/train/backward.h"
 
 #include <string>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -20,7 +21,16 @@ namespace {
 // Gradients of the nodes of a forward graph, accumulated while walking it backwards.
 class Backward {
  public:
-  Backward(Graph& g, int forward_nodes, std::span<const Value> params) : g_(g), needs_(size_t(forward_nodes)) {
+  Backward(Graph& g, int forward_nodes, std::span<const Value> params, std::span<const Value> checkpoints = {})
+      : g_(g), forward_nodes_(forward_nodes), needs_(size_t(forward_nodes)), current_(size_t(forward_nodes)) {
+    for (int i = 0; i < forward_nodes; ++i) current_[size_t(i)] = i;
+    int last = -1;
+    for (Value c : checkpoints) {
+      LOOM_CHECK(c.valid() && &c.graph() == &g && c.id() > last && c.id() < forward_nodes,
+                 "[train] backward: checkpoints must be forward nodes of the graph in increasing order");
+      segments_.push_back({last, c.id()});
+      last = c.id();
+    }
     for (Value p : params) {
       LOOM_CHECK(p.valid() && &p.graph() == &g && p.id() < forward_nodes, "[train] backward: a parameter is not a "
                  "node of the graph before the output");
@@ -36,8 +46,12 @@ class Backward {
 
   void run(Value output, Value seed) {
     accumulate(output.id(), seed);
-    for (int i = output.id(); i >= 0; --i)
+    auto segment = segments_.rbegin();
+    for (int i = output.id(); i >= 0; --i) {
+      while (segment != segments_.rend() && segment->end > i) ++segment;
+      if (segment != segments_.rend() && segment->end == i) recompute(*segment++);
       if (grads_[size_t(i)].valid() && !g_.node(i).inputs.empty()) rule(i, grads_[size_t(i)]);
+    }
   }
 
   Value grad(Value param) {
@@ -46,11 +60,36 @@ class Backward {
   }
 
  private:
-  Value in(int node, int k) { return Value(&g_, g_.node(node).inputs[size_t(k)]); }
-  bool needs(Value v) const { return needs_[size_t(v.id())]; }
+  // Rules read forward values through current_: the node itself, or its
+  // recomputed copy. Gradients stay keyed by the forward node (origin()).
+  Value in(int node, int k) { return Value(&g_, current_[size_t(g_.node(node).inputs[size_t(k)])]); }
+  int origin(int id) const {
+    if (id < forward_nodes_) return id;
+    const auto it = origin_.find(id);
+    return it == origin_.end() ? id : it->second;
+  }
+  bool needs(Value v) const { return needs_[size_t(origin(v.id()))]; }
 
-  // Adds a contribution to the gradient of node `id`.
+  struct Segment {
+    int begin, end;  // the nodes strictly between two checkpoints (begin -1: from the start)
+  };
+  // Adds the segment's computed nodes again, reading the copies made so far.
+  void recompute(const Segment& s) {
+    for (int i = s.begin + 1; i < s.end; ++i) {
+      const Node n = g_.node(i);
+      if (n.inputs.empty()) continue;  // Inputs and Constants are kept anyway
+      std::vector<Value> inputs;
+      for (int j : n.inputs) inputs.emplace_back(&g_, current_[size_t(j)]);
+      const Value copy = graph::is_alias(n) ? g_.add_alias(n.op, std::move(inputs), n.dtype, n.shape, n.strides)
+                                            : g_.add(n.op, std::move(inputs), n.dtype, n.shape);
+      current_[size_t(i)] = copy.id();
+      origin_[copy.id()] = i;
+    }
+  }
+
+  // Adds a contribution to the gradient of node `id` (or of the node it recomputes).
   void accumulate(int id, Value d) {
+    id = origin(id);
     if (!needs_[size_t(id)]) return;
     const Node& n = g_.node(id);
     LOOM_CHECK(d.shape() == n.shape, "[train] backward: gradient {} of node {} ({} {}) has the wrong shape",
@@ -74,7 +113,7 @@ class Backward {
   // nodes (the order in which arguments are evaluated is unspecified).
   void rule(int id, Value dy) {
     const Node n = g_.node(id);
-    const Value y(&g_, id);
+    const Value y(&g_, current_[size_t(id)]);
     std::visit(
         Overloaded{
             [&](const graph::View& p) { view(id, p, dy); },
@@ -191,8 +230,12 @@ class Backward {
   }
 
   Graph& g_;
+  int forward_nodes_;
   std::vector<bool> needs_;
   std::vector<Value> grads_;
+  std::vector<int> current_;                 // forward node -> the node holding its value now
+  std::unordered_map<int, int> origin_;      // recomputed copy -> forward node
+  std::vector<Segment> segments_;
 };
 
 }  // namespace
@@ -212,11 +255,21 @@ std::vector<Value> backward(Graph& g, Value output, Value output_grad, std::span
 }
 
 std::vector<Value> backward(Graph& g, Value loss, std::span<const Value> params) {
+  return backward(g, loss, params, BackwardOptions{});
+}
+
+std::vector<Value> backward(Graph& g, Value loss, std::span<const Value> params, const BackwardOptions& options) {
   LOOM_CHECK(loss.valid() && &loss.graph() == &g, "[train] backward: the loss must be a node of the graph");
   LOOM_CHECK(loss.shape().numel() == 1 && loss.dtype() == DType::F32,
              "[train] backward: the loss must be one f32 value, got {} {}; pass an output gradient for a tensor",
              name(loss.dtype()), loss.shape().str());
-  return backward(g, loss, graph::fill(g, loss.shape(), 1.0f), params);
+  const Value seed = graph::fill(g, loss.shape(), 1.0f);
+  Backward b(g, loss.id() + 1, params, options.checkpoints);
+  b.run(loss, seed);
+  std::vector<Value> grads;
+  grads.reserve(params.size());
+  for (Value p : params) grads.push_back(b.grad(p));
+  return grads;
 }
 
 }  // namespace loom::train

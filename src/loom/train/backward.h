@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+
 #include "loom/graph/graph.h"
 
 namespace loom::train {
@@ -25,6 +26,18 @@ namespace loom::train {
 // without a backward rule (e.g. the KV-cache attention: train with
 // graph::causal_attention).
 std::vector<graph::Value> backward(graph::Graph& g, graph::Value loss, std::span<const graph::Value> params);
+
+// Activation recomputation: the forward values between two consecutive
+// checkpoints (e.g. the residual stream after each decoder layer, in node
+// order) are not kept for the backward pass; their nodes are added again just
+// before the gradients that need them, so the memory planner frees the
+// originals after the forward pass. The gradients are the same bit for bit;
+// the price is one more forward pass of every segment.
+struct BackwardOptions {
+  std::vector<graph::Value> checkpoints;  // empty: keep every forward value
+};
+std::vector<graph::Value> backward(graph::Graph& g, graph::Value loss, std::span<const graph::Value> params,
+                                   const BackwardOptions& options);
 
 // The same seeded with d output = output_grad (same shape as output): the
 // vector-Jacobian product, i.e. the gradient of sum(output_grad * output).

@@ -143,8 +143,8 @@ std::string save_checkpoint(const std::string& dir_path, int64_t step, std::span
                  t.name, fmt::join(t.shape, ", "), n, t.data.size());
       w.add_tensor(t.name, DType::F32, t.shape, t.data.data());
     }
-    w.write((tmp / "model.safetensors").string());
-    stage("model.safetensors");
+    w.write((tmp / o.model_file).string());
+    stage(o.model_file);
   }
   {
     format::SafetensorsWriter w;
@@ -158,8 +158,8 @@ std::string save_checkpoint(const std::string& dir_path, int64_t step, std::span
     w.write((tmp / "optimizer.safetensors").string());
     stage("optimizer.safetensors");
   }
-  write_text(tmp / "config.json", config.dump(2) + "\n");
-  stage("config.json");
+  write_text(tmp / o.config_file, config.dump(2) + "\n");
+  stage(o.config_file);
   for (const std::string& f : o.copy_files) {
     const std::string base = fs::path(f).filename().string();
     write_text(tmp / base, read_text(f));
@@ -204,7 +204,9 @@ Checkpoint Checkpoint::open(const std::string& step_dir) {
   const fs::path dir(step_dir);
   Checkpoint c;
   c.path_ = step_dir;
-  c.config_ = read_json(dir / "config.json");
+  // A LoRA checkpoint is a PEFT adapter folder.
+  const bool adapter = !fs::exists(dir / "config.json") && fs::exists(dir / "adapter_config.json");
+  c.config_ = read_json(dir / (adapter ? "adapter_config.json" : "config.json"));
   c.state_ = read_json(dir / "trainer_state.json");
   const std::string sp = (dir / "trainer_state.json").string();
   LOOM_CHECK(c.state_.is_object() && c.state_.value("format", "") == kFormat,
@@ -218,7 +220,8 @@ Checkpoint Checkpoint::open(const std::string& step_dir) {
   const int64_t named = parse_step_name(dir.filename().string());
   LOOM_CHECK(named < 0 || named == c.step_, "[train] {}: the directory is step {} but trainer_state.json says {}",
              step_dir, named, c.step_);
-  c.model_ = format::SafetensorsFile::open((dir / "model.safetensors").string());
+  const char* weights = adapter ? "adapter_model.safetensors" : "model.safetensors";
+  c.model_ = format::SafetensorsFile::open((dir / weights).string());
   c.optimizer_ = format::SafetensorsFile::open((dir / "optimizer.safetensors").string());
   return c;
 }

@@ -21,6 +21,9 @@
 //                                      metadata "step" (AdamW's step count) and "optimizer" = "adamw"
 //   step-000123/trainer_state.json     {"format": "loom-checkpoint", "version": 1, "step", "loader", "extra"}
 //   step-000123/<copied files>         e.g. tokenizer.json, tokenizer_config.json
+// A LoRA fine-tune names the model files adapter_model.safetensors and
+// adapter_config.json instead (CheckpointOptions), so each step directory is
+// a PEFT adapter folder; Checkpoint::open reads either.
 //   latest                             "step-000123\n"
 //   .step-000123.tmp/                  a checkpoint being written (removed by the next save)
 //
@@ -55,6 +58,10 @@ struct CheckpointOptions {
   // Files copied into the checkpoint under their own names (the tokenizer,
   // so the folder runs on its own).
   std::vector<std::string> copy_files = {};
+  // The names of the model's files ("adapter_model.safetensors" and
+  // "adapter_config.json" for LoRA adapters).
+  std::string model_file = "model.safetensors";
+  std::string config_file = "config.json";
   // Called after each stage of the write ("model.safetensors",
   // "optimizer.safetensors", "config.json", "trainer_state.json", copied file
   // names, "synced", "renamed", "latest", "pruned"): progress reporting, and
@@ -75,12 +82,14 @@ std::string save_checkpoint(const std::string& dir, int64_t step, std::span<cons
 // A checkpoint read back; tensors stay in the file mappings.
 class Checkpoint {
  public:
-  // Opens and checks every file of a step directory; throws naming the file.
+  // Opens and checks every file of a step directory (config.json and
+  // model.safetensors, or adapter_config.json and adapter_model.safetensors);
+  // throws naming the file.
   static Checkpoint open(const std::string& step_dir);
 
   const std::string& path() const { return path_; }
   int64_t step() const { return step_; }
-  const nlohmann::json& config() const { return config_; }
+  const nlohmann::json& config() const { return config_; }  // config.json or adapter_config.json
   const nlohmann::json& trainer_state() const { return state_; }
   const nlohmann::json& loader_state() const { return state_.at("loader"); }
   const nlohmann::json& extra() const { return state_.at("extra"); }

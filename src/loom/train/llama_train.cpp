@@ -1,5 +1,6 @@
 #include "loom/train/llama_train.h"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -8,6 +9,7 @@
 #include "loom/core/error.h"
 #include "loom/graph/ops.h"
 #include "loom/graph/train_ops.h"
+#include "loom/model/lora.h"
 #include "loom/train/backward.h"
 
 namespace loom::train {
@@ -62,6 +64,12 @@ LlamaTrainConfig LlamaTrainConfig::from_hf_config(const nlohmann::json& j) {
   return c;
 }
 
+void LoraConfig::check() const {
+  LOOM_CHECK(rank > 0 && alpha > 0, "[train] LoRA rank {} and alpha {} must be positive", rank, alpha);
+  LOOM_CHECK(!targets.empty(), "[train] LoRA needs at least one target module (--lora-targets)");
+  for (const std::string& t : targets) (void)model::lora_target_index(t);  // throws naming an unknown one
+}
+
 int64_t ParamSpec::size() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -87,6 +95,26 @@ std::vector<ParamSpec> llama_param_specs(const LlamaTrainConfig& c) {
   }
   p.push_back({"model.norm.weight", {C}, false});
   if (!c.tied_output) p.push_back({"lm_head.weight", {c.vocab_size, C}, true});
+  return p;
+}
+
+std::vector<ParamSpec> lora_param_specs(const LlamaTrainConfig& c, const LoraConfig& lora) {
+  c.check();
+  lora.check();
+  const int64_t C = c.dim, D = c.head_dim(), r = lora.rank;
+  const int64_t Q = c.n_heads * D, KV = c.kv_heads() * D, F = c.ff_dim;
+  // (out, in) of each target, in model::lora_target_modules() order.
+  const int64_t out_in[7][2] = {{Q, C}, {KV, C}, {KV, C}, {C, Q}, {F, C}, {F, C}, {C, F}};
+  std::vector<bool> on(7, false);
+  for (const std::string& t : lora.targets) on[model::lora_target_index(t)] = true;
+  std::vector<ParamSpec> p;
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    for (size_t t = 0; t < 7; ++t) {
+      if (!on[t]) continue;
+      const std::string& name = model::lora_target_modules()[t];
+      p.push_back({model::peft_lora_name(l, name, 'A'), {r, out_in[t][1]}, true});  // (r, in)
+      p.push_back({model::peft_lora_name(l, name, 'B'), {out_in[t][0], r}, true});  // (out, r)
+    }
   return p;
 }
 
@@ -133,7 +161,8 @@ std::vector<std::vector<float>> init_llama_params(const LlamaTrainConfig& c, uin
   return out;
 }
 
-LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len) {
+LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len,
+                                        const LoraConfig& lora) {
   const std::vector<ParamSpec> specs = llama_param_specs(c);
   LOOM_CHECK(batch > 0 && seq_len > 0, "[train] batch {} and sequence length {} must be positive", batch, seq_len);
   const int64_t N = batch * seq_len, D = c.head_dim(), Hq = c.n_heads, Hkv = c.kv_heads();
@@ -141,35 +170,61 @@ LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig&
   net.tokens = g.input("tokens", DType::I32, {N});
   net.positions = g.input("positions", DType::I32, {N});
   net.targets = g.input("targets", DType::I32, {N});
-  for (const ParamSpec& s : specs) {
-    Shape shape;
-    shape.rank = int(s.shape.size());
-    for (size_t d = 0; d < s.shape.size(); ++d) shape.dims[d] = s.shape[d];
-    net.params.push_back(g.input(s.name, DType::F32, shape));
+  auto add_inputs = [&](const std::vector<ParamSpec>& list, std::vector<Value>& out) {
+    for (const ParamSpec& s : list) {
+      Shape shape;
+      shape.rank = int(s.shape.size());
+      for (size_t d = 0; d < s.shape.size(); ++d) shape.dims[d] = s.shape[d];
+      out.push_back(g.input(s.name, DType::F32, shape));
+    }
+  };
+  std::vector<Value>& base = lora.enabled() ? net.frozen : net.params;
+  add_inputs(specs, base);
+  // Adapters of layer l, target t (model::lora_target_modules order): A, B or invalid.
+  std::vector<std::array<Value, 2>> adapters(size_t(c.n_layers * 7));
+  if (lora.enabled()) {
+    add_inputs(lora_param_specs(c, lora), net.params);
+    std::vector<bool> on(7, false);
+    for (const std::string& t : lora.targets) on[model::lora_target_index(t)] = true;
+    size_t i = 0;
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      for (size_t t = 0; t < 7; ++t)
+        if (on[t]) {
+          adapters[size_t(l) * 7 + t] = {net.params[i], net.params[i + 1]};
+          i += 2;
+        }
   }
-  const graph::Rope rope{int32_t(D), c.rope_base, 1.0f, graph::RopeStyle::Halves};
+  // x W^T, plus (alpha/r) (x A^T) B^T when (l, t) is adapted.
+  auto linear = [&](Value x, Value w, int64_t l, size_t t) {
+    const Value y = graph::matmul(x, w);  // (N, out)
+    const auto& [a, b] = adapters[size_t(l) * 7 + t];
+    if (!a.valid()) return y;
+    const Value low = graph::matmul(graph::matmul(x, a), b);  // (N, r) -> (N, out)
+    return graph::add(y, graph::scale(low, lora.scale()));
+  };
+  const graph::Rope rope{int32_t(D), c.rope_base, 1.0f, c.rope_style};
   const graph::CausalAttention attn{float(1.0 / std::sqrt(double(D))), int32_t(seq_len)};
   size_t k = 0;
-  const Value embd = net.params[k++];
+  const Value embd = base[k++];
   Value x = graph::get_rows(embd, net.tokens);  // (N, C)
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const Value attn_norm = net.params[k++], wq = net.params[k++], wk = net.params[k++], wv = net.params[k++],
-                wo = net.params[k++], ffn_norm = net.params[k++], wgate = net.params[k++], wup = net.params[k++],
-                wdown = net.params[k++];
-    Value h = graph::rms_norm(x, attn_norm, c.norm_eps);                  // (N, C)
-    Value q = graph::reshape(graph::matmul(h, wq), {N, Hq, D});           // (N, Hq, D)
-    Value kk = graph::reshape(graph::matmul(h, wk), {N, Hkv, D});         // (N, Hkv, D)
-    const Value v = graph::reshape(graph::matmul(h, wv), {N, Hkv, D});    // (N, Hkv, D)
+    const Value attn_norm = base[k++], wq = base[k++], wk = base[k++], wv = base[k++], wo = base[k++],
+                ffn_norm = base[k++], wgate = base[k++], wup = base[k++], wdown = base[k++];
+    Value h = graph::rms_norm(x, attn_norm, c.norm_eps);                   // (N, C)
+    Value q = graph::reshape(linear(h, wq, l, 0), {N, Hq, D});             // (N, Hq, D)
+    Value kk = graph::reshape(linear(h, wk, l, 1), {N, Hkv, D});           // (N, Hkv, D)
+    const Value v = graph::reshape(linear(h, wv, l, 2), {N, Hkv, D});      // (N, Hkv, D)
     q = graph::rope(q, net.positions, rope);
     kk = graph::rope(kk, net.positions, rope);
     const Value a = graph::reshape(graph::causal_attention(q, kk, v, attn), {N, Hq * D});  // (N, Hq*D)
-    x = graph::add(x, graph::matmul(a, wo));                                                // (N, C)
+    x = graph::add(x, linear(a, wo, l, 3));                                                 // (N, C)
     h = graph::rms_norm(x, ffn_norm, c.norm_eps);                                           // (N, C)
-    const Value act = graph::swiglu(graph::matmul(h, wgate), graph::matmul(h, wup));        // (N, F)
-    x = graph::add(x, graph::matmul(act, wdown));                                           // (N, C)
+    const Value act = graph::swiglu(linear(h, wgate, l, 4), linear(h, wup, l, 5));          // (N, F)
+    x = graph::add(x, linear(act, wdown, l, 6));                                            // (N, C)
+    net.layer_outputs.push_back(x);
   }
-  const Value out_norm = net.params[k++];
-  const Value head = c.tied_output ? embd : net.params[k++];
+  const Value out_norm = base[k++];
+  const Value head = c.tied_output ? embd : base[k++];
   net.logits = graph::matmul(graph::rms_norm(x, out_norm, c.norm_eps), head);  // (N, V)
   net.loss = graph::cross_entropy(net.logits, net.targets);                    // (1)
   return net;
@@ -178,11 +233,13 @@ LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig&
 LlamaTrainStep::LlamaTrainStep(const LlamaTrainConfig& c, backend::Backend& backend, int64_t batch, int64_t seq_len,
                                const StepOptions& options)
     : c_(c), batch_(batch), seq_len_(seq_len), o_(options) {
-  net_ = build_llama_train_graph(g_, c_, batch, seq_len);
+  net_ = build_llama_train_graph(g_, c_, batch, seq_len, o_.lora);
   g_.mark_output(net_.loss);
   if (o_.logits) g_.mark_output(net_.logits);
   if (o_.grads) {
-    grads_ = backward(g_, net_.loss, net_.params);
+    BackwardOptions bo;
+    if (o_.recompute) bo.checkpoints = net_.layer_outputs;
+    grads_ = backward(g_, net_.loss, net_.params, bo);
     for (Value d : grads_) g_.mark_output(d);
   }
   exe_ = backend.compile(g_);
@@ -193,18 +250,36 @@ LlamaTrainStep::LlamaTrainStep(const LlamaTrainConfig& c, backend::Backend& back
 
 LlamaTrainStep::~LlamaTrainStep() = default;
 
+void LlamaTrainStep::set_frozen(std::span<const std::vector<float>> base) {
+  LOOM_CHECK(o_.lora.enabled() && base.size() == net_.frozen.size(),
+             "[train] step: {} frozen weights for a graph of {} (only LoRA graphs have frozen weights)", base.size(),
+             net_.frozen.size());
+  for (size_t i = 0; i < base.size(); ++i) {
+    LOOM_CHECK(int64_t(base[i].size()) == net_.frozen[i].shape().numel(),
+               "[train] step: base weight '{}' has {} values, the graph wants {}", net_.frozen[i].node().name,
+               base[i].size(), net_.frozen[i].shape().numel());
+    exe_->set_input(net_.frozen[i], base[i].data(), base[i].size() * 4);
+  }
+  frozen_set_ = true;
+}
+
 float LlamaTrainStep::run(std::span<const std::vector<float>> params, std::span<const int32_t> tokens,
                           std::span<const int32_t> targets) {
   const size_t n = size_t(batch_ * seq_len_);
   LOOM_CHECK(tokens.size() == n && targets.size() == n && params.size() == net_.params.size(),
              "[train] step: {} tokens, {} targets and {} parameters for a graph of {} tokens and {} parameters",
              tokens.size(), targets.size(), params.size(), n, net_.params.size());
+  LOOM_CHECK(!o_.lora.enabled() || frozen_set_, "[train] step: LoRA graph run before set_frozen() gave the base");
   for (int32_t t : tokens)
     LOOM_CHECK(t >= 0 && t < c_.vocab_size, "[train] token {} is outside the vocabulary of {}", t, c_.vocab_size);
   exe_->set_input(net_.tokens, tokens.data(), n * 4);
   exe_->set_input(net_.targets, targets.data(), n * 4);
-  for (size_t i = 0; i < params.size(); ++i)
+  for (size_t i = 0; i < params.size(); ++i) {
+    LOOM_CHECK(int64_t(params[i].size()) == net_.params[i].shape().numel(),
+               "[train] step: parameter '{}' has {} values, the graph wants {}", net_.params[i].node().name,
+               params[i].size(), net_.params[i].shape().numel());
     exe_->set_input(net_.params[i], params[i].data(), params[i].size() * 4);
+  }
   exe_->run();
   float loss = 0;
   exe_->read(net_.loss, &loss, 4);

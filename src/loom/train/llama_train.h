@@ -13,7 +13,14 @@
 // RoPE: Hugging Face's Llama rotates the two halves of each head
 // (RopeStyle::Halves) on q_proj/k_proj rows as stored; loom's HF loader reads
 // those rows unpermuted with the same style, so the trained weights need no
-// permutation on either side.
+// permutation on either side. A LoRA fine-tune of a GGUF or llama2.c base
+// keeps that file's row order and RopeStyle::Adjacent (rope_style), as the
+// inference path does.
+//
+// LoRA (LoraConfig::rank > 0): the base weights are frozen Inputs (set once
+// with set_frozen, no gradient) and every targeted linear W (out, in) gets
+//   y = x W^T + (alpha / r) (x A^T) B^T,   A (r, in), B (out, r),
+// with only the A and B matrices as trainable parameters (lora_param_specs).
 //
 // Legend: V vocabulary, C dim, L layers, Hq/Hkv query/KV heads, D = C / Hq
 // head dim, F feed-forward, B batch rows, T sequence length.
@@ -41,6 +48,7 @@ struct LlamaTrainConfig {
   int64_t max_seq_len = 2048;  // written as max_position_embeddings
   float norm_eps = 1e-5f;
   float rope_base = 10000.0f;
+  graph::RopeStyle rope_style = graph::RopeStyle::Halves;  // Adjacent: q/k rows in GGUF order
   bool tied_output = true;  // lm_head shares model.embed_tokens.weight
 
   int64_t kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }
@@ -51,6 +59,17 @@ struct LlamaTrainConfig {
   nlohmann::json hf_config(int32_t bos_token_id = -1, int32_t eos_token_id = -1) const;
   // Reads the fields back from such a config.json (resume, tests).
   static LlamaTrainConfig from_hf_config(const nlohmann::json& j);
+};
+
+// Low-rank adapters on the linear layers; rank 0 trains every weight instead.
+struct LoraConfig {
+  int64_t rank = 0;   // r
+  float alpha = 0;    // the update is scaled by alpha / r
+  std::vector<std::string> targets = {"q_proj", "v_proj"};  // PEFT module names (model::lora_target_modules)
+  bool enabled() const { return rank > 0; }
+  float scale() const { return alpha / float(rank); }
+  // Throws a loom::Error naming an unknown target or a bad rank/alpha.
+  void check() const;
 };
 
 struct ParamSpec {
@@ -65,6 +84,12 @@ struct ParamSpec {
 // then model.norm and (untied) lm_head.
 std::vector<ParamSpec> llama_param_specs(const LlamaTrainConfig& c);
 
+// The adapter parameters under their PEFT names, per layer in the order
+// q, k, v, o, gate, up, down (those targeted), A before B:
+// "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" (r, in),
+// "...lora_B.weight" (out, r). All decay.
+std::vector<ParamSpec> lora_param_specs(const LlamaTrainConfig& c, const LoraConfig& lora);
+
 // Seeded initial values, in llama_param_specs order: RMSNorm weights 1; every
 // matrix N(0, 0.02^2), and the projections into the residual stream (o_proj,
 // down_proj) scaled by 1/sqrt(2L) as in GPT-2. Each parameter draws from its
@@ -77,15 +102,20 @@ struct LlamaTrainGraph {
   graph::Value tokens;     // [B*T] i32 input
   graph::Value positions;  // [B*T] i32 input: t for row r's token t
   graph::Value targets;    // [B*T] i32 input (negative: ignored)
-  std::vector<graph::Value> params;  // f32 inputs, llama_param_specs order
+  std::vector<graph::Value> params;  // f32 inputs: llama_param_specs order, or lora_param_specs order with LoRA
+  std::vector<graph::Value> frozen;  // LoRA: the base weights, f32 inputs in llama_param_specs order
   graph::Value logits;     // [B*T, V]
   graph::Value loss;       // [1]
+  std::vector<graph::Value> layer_outputs;  // the residual stream after each layer (recomputation checkpoints)
 };
-LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len);
+LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len,
+                                        const LoraConfig& lora = {});
 
 struct StepOptions {
   bool grads = true;    // append backward() and read gradients
   bool logits = false;  // keep the logits readable (tests)
+  LoraConfig lora = {};  // rank > 0: params are the adapters, the base weights frozen
+  bool recompute = false;  // recompute each layer's activations in the backward pass (less memory)
 };
 
 // The graph compiled for one batch shape; run() as many times as needed.
@@ -95,7 +125,11 @@ class LlamaTrainStep {
                  const StepOptions& options = {});
   ~LlamaTrainStep();
 
+  // LoRA: the base weights (llama_param_specs order), copied once into the
+  // graph's inputs; needed before the first run.
+  void set_frozen(std::span<const std::vector<float>> base);
   // Runs forward (and backward) for tokens/targets [B*T]; returns the loss.
+  // params: every weight, or with LoRA the adapters (lora_param_specs order).
   float run(std::span<const std::vector<float>> params, std::span<const int32_t> tokens,
             std::span<const int32_t> targets);
   // d loss / d param i of the last run, added into acc (size of param i).
@@ -116,6 +150,7 @@ class LlamaTrainStep {
   std::unique_ptr<backend::Executable> exe_;
   std::vector<int32_t> positions_;
   std::vector<float> scratch_;
+  bool frozen_set_ = false;
 };
 
 }  // namespace loom::train

@@ -12,7 +12,9 @@
 
 #include "loom/core/error.h"
 #include "loom/train/checkpoint.h"
+#include "loom/model/lora.h"
 #include "loom/train/data.h"
+#include "loom/train/lora.h"
 #include "loom/train/optimizer.h"
 
 namespace loom::train {
@@ -47,15 +49,18 @@ void truncate_log(const std::string& path, int64_t step) {
 }
 
 // Mean loss over the held-out windows, all ranks together (token-weighted).
-float eval_loss(const LlamaTrainConfig& c, backend::Backend& be, const DataLoader& data,
-                std::span<const std::vector<float>> params, std::map<int64_t, std::unique_ptr<LlamaTrainStep>>& steps,
-                dist::Communicator& comm) {
+float eval_loss(const LlamaTrainConfig& c, const LoraConfig& lora, std::span<const std::vector<float>> frozen,
+                backend::Backend& be, const DataLoader& data, std::span<const std::vector<float>> params,
+                std::map<int64_t, std::unique_ptr<LlamaTrainStep>>& steps, dist::Communicator& comm) {
   double acc[2] = {0, 0};  // loss * tokens, tokens
   for (int64_t i = 0; i < data.eval_batch_count(); ++i) {
     const Batch b = data.eval_batch(i);
     if (b.rows == 0) continue;
     auto& s = steps[b.rows];
-    if (!s) s = std::make_unique<LlamaTrainStep>(c, be, b.rows, b.seq_len, StepOptions{.grads = false});
+    if (!s) {
+      s = std::make_unique<LlamaTrainStep>(c, be, b.rows, b.seq_len, StepOptions{.grads = false, .lora = lora});
+      if (lora.enabled()) s->set_frozen(frozen);
+    }
     const double n = double(b.rows * b.seq_len);
     acc[0] += double(s->run(params, b.inputs, b.targets)) * n;
     acc[1] += n;
@@ -67,7 +72,14 @@ float eval_loss(const LlamaTrainConfig& c, backend::Backend& be, const DataLoade
 }  // namespace
 
 TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& shards, dist::Communicator& comm) {
-  const LlamaTrainConfig& c = o.model;
+  const bool lora = o.lora.enabled();
+  BaseModel base;
+  if (lora) {
+    LOOM_CHECK(!o.base_model.empty(), "[train] LoRA fine-tuning needs the base model (--base MODEL)");
+    o.lora.check();
+    base = load_base_model(o.base_model);
+  }
+  const LlamaTrainConfig c = lora ? base.config : o.model;
   c.check();
   LOOM_CHECK(o.seq_len > 0 && o.batch > 0 && o.accum > 0 && o.steps > 0,
              "[train] --seq-len {}, --batch {}, --accum {} and --steps {} must be positive", o.seq_len, o.batch,
@@ -84,8 +96,10 @@ TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& 
                            .holdout_windows = o.holdout_windows,
                            .rank = comm.rank(),
                            .world_size = world});
-  const std::vector<ParamSpec> specs = llama_param_specs(c);
-  std::vector<std::vector<float>> params = init_llama_params(c, o.seed);
+  const std::vector<ParamSpec> specs = lora ? lora_param_specs(c, o.lora) : llama_param_specs(c);
+  std::vector<std::vector<float>> params = lora ? init_lora_params(c, o.lora, o.seed) : init_llama_params(c, o.seed);
+  const nlohmann::json adapter_config =
+      lora ? model::peft_adapter_config(o.lora.rank, o.lora.alpha, o.lora.targets, o.base_model) : nlohmann::json();
   std::vector<ParamInfo> info;
   for (const ParamSpec& s : specs) info.push_back({s.name, s.size(), s.decay});
   AdamW opt({.weight_decay = o.weight_decay}, info);
@@ -94,14 +108,19 @@ TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& 
   int64_t start = 0;
   if (o.resume && !o.out_dir.empty()) {
     if (auto ck = load_latest_checkpoint(o.out_dir)) {
-      const nlohmann::json saved = ck->config(), wanted = c.hf_config(o.bos_token_id, o.eos_token_id);
-      for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                              "num_attention_heads", "num_key_value_heads", "tie_word_embeddings"})
+      const nlohmann::json saved = ck->config(),
+                           wanted = lora ? adapter_config : c.hf_config(o.bos_token_id, o.eos_token_id);
+      const std::vector<const char*> keys =
+          lora ? std::vector<const char*>{"peft_type", "r", "lora_alpha", "target_modules"}
+               : std::vector<const char*>{"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                          "num_attention_heads", "num_key_value_heads", "tie_word_embeddings"};
+      for (const char* key : keys)
         LOOM_CHECK(saved.value(key, nlohmann::json()) == wanted[key],
                    "[train] {}: the checkpoint's {} is {}, the options give {}; resume with the model options of the "
                    "run that wrote it",
                    ck->path(), key, saved.value(key, nlohmann::json()).dump(), wanted[key].dump());
       for (size_t i = 0; i < specs.size(); ++i) ck->read_tensor(specs[i].name, params[i]);
+      if (lora) params = lora_from_peft(c, o.lora, params);
       ck->restore_optimizer(opt);
       data.restore(ck->loader_state());
       start = ck->step();
@@ -126,7 +145,8 @@ TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& 
   }
 
   auto be = backend::create(o.backend, {.threads = o.threads});
-  LlamaTrainStep step_graph(c, *be, o.batch, o.seq_len);
+  LlamaTrainStep step_graph(c, *be, o.batch, o.seq_len, {.lora = o.lora, .recompute = o.recompute});
+  if (lora) step_graph.set_frozen(base.weights);
   std::map<int64_t, std::unique_ptr<LlamaTrainStep>> eval_graphs;
 
   // Gradients of all parameters in one buffer (one all-reduce), then the loss.
@@ -146,11 +166,19 @@ TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& 
 
   auto save = [&](int64_t step, float loss) {
     if (lead) {
+      // LoRA: a PEFT adapter folder, B's q/k rows in Hugging Face order.
+      const std::vector<std::vector<float>> peft = lora ? lora_to_peft(c, o.lora, params) : decltype(params)();
+      const auto& saved = lora ? peft : params;
       std::vector<NamedTensor> named;
-      for (size_t i = 0; i < specs.size(); ++i) named.push_back({specs[i].name, specs[i].shape, params[i]});
+      for (size_t i = 0; i < specs.size(); ++i) named.push_back({specs[i].name, specs[i].shape, saved[i]});
+      CheckpointOptions co{.keep_last = o.keep_last, .copy_files = o.copy_files};
+      if (lora) {
+        co.model_file = "adapter_model.safetensors";
+        co.config_file = "adapter_config.json";
+      }
       const std::string path =
-          save_checkpoint(o.out_dir, step, named, c.hf_config(o.bos_token_id, o.eos_token_id), opt, data.state(),
-                          {{"loss", loss}}, {.keep_last = o.keep_last, .copy_files = o.copy_files});
+          save_checkpoint(o.out_dir, step, named, lora ? adapter_config : c.hf_config(o.bos_token_id, o.eos_token_id),
+                          opt, data.state(), {{"loss", loss}}, co);
       if (o.progress) fmt::print(o.progress, "saved {}\n", path);
     }
     comm.barrier();
@@ -181,7 +209,7 @@ TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& 
     float ev = -1;
     const bool last = done == o.steps;
     if (o.eval_every > 0 && (done % o.eval_every == 0 || last) && data.eval_batch_count() > 0) {
-      ev = eval_loss(c, *be, data, params, eval_graphs, comm);
+      ev = eval_loss(c, o.lora, base.weights, *be, data, params, eval_graphs, comm);
       result.last_eval_loss = ev;
     }
     if (lead) {

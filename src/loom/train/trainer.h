@@ -14,6 +14,11 @@
 // Every rank holds the same parameters: they start from the same seed and
 // apply the same averaged gradients.
 //
+// LoRA (options.lora.rank > 0): the model is read from options.base_model
+// (lora.h) and frozen; only the adapters train, with the same loop, and each
+// checkpoint is a PEFT adapter folder (adapter_config.json +
+// adapter_model.safetensors, plus the optimizer and trainer state).
+//
 // Threads: the caller's thread runs everything; kernels use the backend's pool.
 #pragma once
 
@@ -29,10 +34,13 @@
 namespace loom::train {
 
 struct TrainOptions {
-  LlamaTrainConfig model;
+  LlamaTrainConfig model;      // ignored with LoRA (the base model's shapes apply)
+  std::string base_model;      // LoRA: GGUF, llama2.c or Hugging Face folder
+  LoraConfig lora;             // rank > 0: fine-tune adapters on base_model
   int64_t seq_len = 256;       // T
   int64_t batch = 8;           // rows per rank per micro-batch
   int64_t accum = 1;           // micro-batches per optimizer step
+  bool recompute = false;      // activation recomputation: less memory, one more forward pass
   int64_t steps = 1000;        // optimizer steps in all
   float lr = 3e-4f;            // peak
   float min_lr = 3e-5f;
@@ -61,7 +69,8 @@ struct TrainResult {
   int64_t steps_done = 0;  // optimizer steps in all (including resumed ones)
   float last_loss = 0;
   float last_eval_loss = -1;  // -1: no eval
-  std::vector<std::vector<float>> params;  // final values, llama_param_specs order
+  std::vector<std::vector<float>> params;  // final values, llama_param_specs order (LoRA: lora_param_specs
+                                           // order, q/k rows in the base's order; lora_to_peft converts)
 };
 
 // Trains on the shards. Throws loom::Error (naming the file or option) on bad
