@@ -136,5 +136,58 @@ TEST(BlockPool, WithThePrefixCacheOffNothingIsPublished) {
   EXPECT_EQ(pool.cached(), 0);
 }
 
+// A prompt that agrees with only the first tokens of a cached block finds it
+// (full or partial) by its prefix key, with how many tokens agree; a partial
+// block is never handed out whole by lookup(), and a block held while its
+// rows are copied cannot be evicted.
+TEST(BlockPool, LongestMatchFindsFullAndPartialBlocksAfterTheSamePrefix) {
+  BlockPool pool(3, 4, true);
+  const uint64_t root = BlockPool::kRootHash;
+  const std::vector<int32_t> full = {1, 2, 3, 4}, partial = {1, 2, 7};
+  const int32_t a = pool.allocate(), b = pool.allocate();
+  ASSERT_TRUE(pool.publish(a, BlockPool::chain_hash(root, full), root, full));
+  ASSERT_TRUE(pool.publish_partial(b, root, partial));
+  EXPECT_FALSE(pool.publish_partial(b, root, partial));   // already published
+  pool.release(a);
+  pool.release(b);
+  EXPECT_EQ(pool.used(), 0);
+  EXPECT_EQ(pool.cached(), 2);
+
+  int64_t k = -1;
+  EXPECT_EQ(pool.longest_match(root, std::vector<int32_t>{1, 2, 3, 9}, k), a);
+  EXPECT_EQ(k, 3);
+  EXPECT_EQ(pool.longest_match(root, std::vector<int32_t>{1, 2, 7, 7}, k), b);
+  EXPECT_EQ(k, 3);  // no more than the partial block holds
+  const int32_t either = pool.longest_match(root, std::vector<int32_t>{1, 5}, k);  // both hold {1}
+  EXPECT_TRUE(either == a || either == b);
+  EXPECT_EQ(k, 1);
+  EXPECT_EQ(pool.longest_match(root, std::vector<int32_t>{9, 2}, k), -1);
+  EXPECT_EQ(k, 0);
+  EXPECT_EQ(pool.longest_match(BlockPool::chain_hash(root, full), full, k), -1);  // another prefix
+  const std::vector<int32_t> padded = {1, 2, 7, 0};  // a partial block is never shared whole
+  EXPECT_EQ(pool.lookup(BlockPool::chain_hash(root, padded), root, padded), -1);
+
+  // A partial block that adds nothing to what is published is not kept.
+  const int32_t c = pool.allocate();
+  EXPECT_FALSE(pool.publish_partial(c, root, std::vector<int32_t>{1, 2, 3}));
+  pool.release(c);
+  EXPECT_EQ(pool.cached(), 2);
+
+  // Retained (while copied from), a cached block is not evicted.
+  pool.retain(a);
+  EXPECT_EQ(pool.used(), 1);
+  std::set<int32_t> got;
+  for (int i = 0; i < 2; ++i) got.insert(pool.allocate());  // the free block, then b evicted
+  EXPECT_EQ(got.count(a), 0u);
+  EXPECT_EQ(pool.allocate(), -1);
+  EXPECT_EQ(pool.longest_match(root, partial, k), a);  // b is gone
+  EXPECT_EQ(k, 2);
+  pool.release(a);
+  for (int32_t x : got) pool.release(x);
+  EXPECT_EQ(pool.used(), 0);
+  EXPECT_EQ(pool.cached(), 1);
+  EXPECT_THROW(pool.retain(*got.begin()), Error);  // free: nothing to retain
+}
+
 }  // namespace
 }  // namespace loom::engine

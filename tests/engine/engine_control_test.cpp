@@ -2,12 +2,14 @@
 // cancelling and timing out (blocks freed, the right Finished reason),
 // constraints, failures confined to their request, statistics, shutdown.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <future>
 #include <thread>
 
 #include "engine_support.h"
 #include "loom/core/error.h"
+#include "loom/sample/constraint.h"
 
 namespace loom::engine {
 namespace {
@@ -163,6 +165,71 @@ TEST(EngineControl, AConstraintChoosesTheTokensAndEndsTheText) {
   e.submit(r, run.callback());
   EXPECT_EQ(run.wait().reason, FinishReason::Stop);
   EXPECT_EQ(run.tokens(), forced);
+}
+
+// Checks, independently of the recognizer, that the whitespace between the
+// JSON tokens of `text` (a JSON text or a prefix of one) is what
+// pretty-printers write: at most one space or tab, then at most one line
+// break and 4 bytes of indentation per open container. "" if so.
+std::string whitespace_fault(const std::string& text) {
+  bool in_string = false, escaped = false;
+  int depth = 0;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      in_string = escaped || c != '"';
+      escaped = !escaped && c == '\\';
+      ++i;
+      continue;
+    }
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      if (c == '"') in_string = true;
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    if (text[j] == ' ' || text[j] == '\t') ++j;
+    if (j + 1 < text.size() && text[j] == '\r' && text[j + 1] == '\n') ++j;
+    if (j < text.size() && text[j] == '\n') {
+      ++j;
+      const size_t indent_start = j;
+      while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
+      if (j - indent_start > size_t(4 * depth)) return "indentation deeper than 4 per level at byte " + std::to_string(i);
+    }
+    if (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r'))
+      return "padding whitespace at byte " + std::to_string(j);
+    i = j;
+  }
+  return "";
+}
+
+// response_format json_object, greedy, on the default model (which writes
+// stories, not JSON): it must not spend its tokens on whitespace. A text that
+// ends on its own must be one complete JSON object.
+TEST(EngineControl, GreedyJsonObjectTextIsNotPaddedWithWhitespace) {
+  LOOM_DEFAULT_MODEL(path);
+  Engine e(engine_options(path));
+  const auto json_object = sample::json_constraint(e.token_table(), "");
+  for (const std::string& text : story_prompts()) {
+    SCOPED_TRACE(text);
+    Request r = request(prompt_of(e, text), 200);
+    r.constraint = json_object;
+    Collector run;
+    e.submit(r, run.callback());
+    const Event fin = run.wait();
+    const std::string out = run.text();
+    ASSERT_FALSE(out.empty());
+    EXPECT_EQ(whitespace_fault(out), "") << out;
+    if (fin.reason == FinishReason::Stop) {
+      const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+      EXPECT_TRUE(j.is_object()) << out;
+    } else {
+      EXPECT_EQ(fin.reason, FinishReason::Length) << out;
+    }
+  }
+  EXPECT_EQ(e.stats().kv_blocks_used, 0);
 }
 
 TEST(EngineControl, AFailureInsideAStepFinishesOnlyThatRequest) {

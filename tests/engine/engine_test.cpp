@@ -120,11 +120,11 @@ TEST(Engine, APromptPrefixInTheCacheIsNotRecomputed) {
   EXPECT_GE(e.stats().prefix_cache_hit_tokens, uint64_t(shared_blocks * bs));
   EXPECT_EQ(e.stats().kv_blocks_used, 0);  // cached blocks nobody holds count as free
 
-  // The same prompt again is served from the cache up to its last full block.
+  // The same prompt again is served from the cache up to its last token.
   Collector c;
   e.submit(rb, c.callback());
   const Event fc = c.wait();
-  EXPECT_EQ(fc.usage.cached_prompt_tokens, (int64_t(second.size()) - 1) / bs * bs);
+  EXPECT_EQ(fc.usage.cached_prompt_tokens, int64_t(second.size()) - 1);
   EXPECT_EQ(c.tokens(), b.tokens());
 
   // Without the prefix cache: nothing cached, same output.
@@ -134,6 +134,91 @@ TEST(Engine, APromptPrefixInTheCacheIsNotRecomputed) {
   plain.submit(rb, d.callback());
   EXPECT_EQ(d.wait().usage.cached_prompt_tokens, 0);
   EXPECT_EQ(d.tokens(), b.tokens());
+}
+
+// Where the shared prefix ends inside a block, the matching rows of the
+// cached block (a full block, or the partly filled last block of a finished
+// request) are copied into the new request's own block: every shared token
+// counts as cached, and the output is what an engine without the prefix
+// cache computes.
+TEST(Engine, APrefixEndingInsideABlockIsCopiedNotRecomputed) {
+  LOOM_DEFAULT_MODEL(path);
+  EngineOptions o = engine_options(path);
+  o.ctx_size = 512;
+  Engine e(o);
+  o.prefix_cache = false;
+  Engine plain(o);
+  const auto& tok = e.tokenizer();
+  std::string story;
+  for (const auto& p : story_prompts()) story += p + " ";
+  std::vector<int32_t> base = tok.encode(story, {.add_bos = true});
+  while (base.size() < 520) {
+    const auto more = tok.encode(story, {.add_bos = false});
+    base.insert(base.end(), more.begin(), more.end());
+  }
+  const auto tail_a = tok.encode("Lily threw a red ball to the dog.", {.add_bos = false});
+  const auto tail_b = tok.encode("Then it started to rain.", {.add_bos = false});
+  ASSERT_GE(tail_a.size(), 6u);
+  ASSERT_GE(tail_b.size(), 6u);
+  auto prompt = [&](size_t shared, const std::vector<int32_t>& tail) {  // `shared` tokens, then 6 of the tail
+    std::vector<int32_t> p(base.begin(), base.begin() + ptrdiff_t(shared));
+    p.insert(p.end(), tail.begin(), tail.begin() + ptrdiff_t(std::min<size_t>(tail.size(), 6)));
+    return p;
+  };
+
+  struct Case {
+    const char* what;
+    std::vector<int32_t> first, second;
+    int64_t first_tokens, expected_cached;
+  };
+  const std::vector<Case> cases = {
+      // 500 = 31 blocks + 4 tokens, copied from the first request's partly
+      // filled block 31 (its 506 prompt tokens and 1 of 2 generated ones
+      // computed: 11 of 16 rows).
+      {"500 shared tokens", prompt(500, tail_a), prompt(500, tail_b), 2, 500},
+      // 37 = 2 blocks + 5 tokens of the first request's full block 2 (43
+      // prompt tokens and 11 generated ones computed).
+      {"37 shared tokens", prompt(37, tail_a), prompt(37, tail_b), 12, 37},
+      // The whole prompt again: all but its last token (whose logits are
+      // needed), 4 of them from a partly filled block (37 + 2 rows computed).
+      {"the same 37-token prompt", prompt(37, {}), prompt(37, {}), 3, 36},
+      // The whole prompt again, 12 tokens from a full block (45 + 7).
+      {"the same 45-token prompt", prompt(45, {}), prompt(45, {}), 8, 44},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    if (c.first != c.second) {
+      ASSERT_NE(c.first[size_t(c.expected_cached)], c.second[size_t(c.expected_cached)]);
+    }
+    Collector a, b, fresh;
+    Request ra = request(c.first, c.first_tokens);
+    ra.ignore_eos = true;  // so it computes as many tokens as the case says
+    e.submit(ra, a.callback());
+    EXPECT_EQ(a.wait().reason, FinishReason::Length);
+    const uint64_t hits_before = e.stats().prefix_cache_hit_tokens;
+    const Request rb = request(c.second, 8);
+    e.submit(rb, b.callback());
+    const Event fb = b.wait();
+    EXPECT_EQ(fb.usage.cached_prompt_tokens, c.expected_cached);
+    EXPECT_EQ(e.stats().prefix_cache_hit_tokens - hits_before, uint64_t(c.expected_cached));
+    plain.submit(rb, fresh.callback());
+    EXPECT_EQ(fresh.wait().usage.cached_prompt_tokens, 0);
+    EXPECT_FALSE(b.tokens().empty());
+    EXPECT_EQ(b.tokens(), fresh.tokens());
+    EXPECT_EQ(e.stats().kv_blocks_used, 0);
+    EXPECT_EQ(plain.stats().kv_blocks_used, 0);
+    // The next case starts from a clean cache: 4 unrelated prompts of 32
+    // blocks each take all 128 blocks, evicting what was cached.
+    Request rf = request(std::vector<int32_t>(size_t(o.ctx_size - 1), base[1]), 1);
+    rf.ignore_eos = true;
+    for (int i = 0; i < 4; ++i) {
+      Collector f;
+      rf.prompt[0] = int32_t(2 + i);  // different first tokens: nothing shared
+      e.submit(rf, f.callback());
+      f.wait();
+    }
+    EXPECT_EQ(e.stats().kv_blocks_used, 0);
+  }
 }
 
 TEST(Engine, ALongPromptIsPrefilledInChunksWhileOthersKeepDecoding) {

@@ -261,8 +261,8 @@ TEST(JsonConstraint, RejectsAtTheFirstHopelessByte) {
 TEST(JsonConstraint, LoomRestrictions) {
   const auto table = byte_table();
   const auto any = json_constraint(table, "");
-  EXPECT_TRUE(feed(*any, "{" + std::string(20, ' ') + "}").accepted);
-  EXPECT_FALSE(feed(*any, "{" + std::string(21, ' ') + "}").accepted);  // at most 20 whitespace bytes in a row
+  EXPECT_TRUE(feed(*any, "{\n    }").accepted);
+  EXPECT_FALSE(feed(*any, "{\n     }").accepted);  // indentation: at most 4 bytes per open container
   EXPECT_FALSE(feed(*any, "{} ").accepted);                             // nothing after the value
   EXPECT_TRUE(feed(*any, R"({"a":123456789012345})").accepted);
   EXPECT_FALSE(feed(*any, R"({"a":1234567890123456})").accepted);  // at most 15 integer digits
@@ -285,6 +285,39 @@ TEST(JsonConstraint, LoomRestrictions) {
   EXPECT_TRUE(feed(*any, R"({"e":"\u00e9\/"})").accepted);  // values may use any escape
   const auto obj = json_constraint(table, R"({"properties":{"a":{"type":"string"}}})");
   EXPECT_FALSE(feed(*obj, R"({"a":"x","a":"y"})").accepted);  // a declared key appears once
+}
+
+// Insignificant whitespace as pretty-printers write it is accepted, padding
+// is not: a greedy model must not be able to spend its tokens on spaces.
+TEST(JsonConstraint, WhitespaceIsWhatPrettyPrintersWrite) {
+  const auto table = byte_table();
+  const auto any = json_constraint(table, "");
+  // Hand-written samples: 2-space, 4-space and tab indentation, CRLF line
+  // ends, a space after ':' and ',' in one-line style, and the trailing space
+  // after ',' older json.dumps(indent=...) wrote.
+  const std::vector<std::string> pretty = {
+      "{\n  \"name\": \"Tom\",\n  \"tags\": [\n    \"a\",\n    {\n      \"b\": [\n        1,\n        2\n      ]\n    }\n  ]\n}",
+      "{\n    \"a\": {\n        \"b\": {\n            \"c\": [\n                true\n            ]\n        }\n    }\n}",
+      "{\n\t\"a\": [\n\t\t1,\n\t\t2\n\t]\n}",
+      "{\r\n  \"a\": 1,\r\n  \"b\": null\r\n}",
+      "{\"a\": 1, \"b\": [1, 2, 3], \"c\" : {\"d\": false}}",
+      "{\"a\": 1, \n \"b\": 2}",
+      "\n{ \"a\": [ ] }",
+  };
+  for (const auto& text : pretty) {
+    SCOPED_TRACE(text);
+    const Outcome o = feed(*any, text);
+    EXPECT_TRUE(o.accepted) << "rejected at byte " << o.rejected << " " << o.note;
+  }
+  // Rejected at the first byte past the rule (offsets counted by hand).
+  EXPECT_EQ(feed(*any, "{" + std::string(40, ' ') + "}").rejected, 2u);    // one space, not two
+  EXPECT_EQ(feed(*any, "{\n\n\"a\":1}").rejected, 2u);                    // one line break, not a blank line
+  EXPECT_EQ(feed(*any, "{ \n \n}").rejected, 4u);                          // not even with spaces between
+  EXPECT_EQ(feed(*any, "{\n" + std::string(30, ' ') + "}").rejected, 6u);  // 4 bytes of indentation at depth 1
+  EXPECT_EQ(feed(*any, "{\"a\":[\n" + std::string(9, '\t') + "1]}").rejected, 15u);  // 8 at depth 2
+  EXPECT_EQ(feed(*any, "{\r \"a\":1}").rejected, 2u);                      // CR only before LF
+  EXPECT_EQ(feed(*any, "  {}").rejected, 1u);                               // before the value too
+  EXPECT_EQ(feed(*any, "\n {}").rejected, 1u);                              // (no indentation at depth 0)
 }
 
 TEST(JsonConstraint, EndOfGenerationOnlyOnceComplete) {

@@ -1,11 +1,16 @@
 // `loom serve` end to end, on the default model (stories260K), over HTTP:
 // greedy completions equal `loom run`, streams are shaped as OpenAI's, every
 // kind of bad request gets its status and an OpenAI error body, API keys,
-// the bounded queue (429), and a client that hangs up mid-stream has its
-// request cancelled and its KV blocks freed.
+// the bounded queue (429), and a client that hangs up, mid-stream or while it
+// waits for a whole answer, has its request cancelled and its KV blocks freed.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -280,11 +285,28 @@ TEST(ServeE2E, RepeatedPromptReportsCachedTokens) {
   ASSERT_TRUE(first && second);
   const json u1 = json::parse(first->body)["usage"], u2 = json::parse(second->body)["usage"];
   EXPECT_EQ(u1["prompt_tokens_details"]["cached_tokens"], 0);
-  // Whole KV blocks (16 tokens) of the first request's prompt are reused.
-  EXPECT_GE(u2["prompt_tokens_details"]["cached_tokens"].get<int>(), 16) << second->body;
-  EXPECT_LT(u2["prompt_tokens_details"]["cached_tokens"].get<int>(), u2["prompt_tokens"].get<int>());
-  const std::string m = c.Get("/metrics")->body;
+  // Every prompt token but the last (whose logits are needed) is reused.
+  EXPECT_GT(u2["prompt_tokens"].get<int>(), 48);
+  EXPECT_EQ(u2["prompt_tokens_details"]["cached_tokens"].get<int>(), u2["prompt_tokens"].get<int>() - 1)
+      << second->body;
+  std::string m = c.Get("/metrics")->body;
   EXPECT_EQ(metric(m, "loom_prefix_cache_hit_tokens_total"), u2["prompt_tokens_details"]["cached_tokens"].get<int>());
+
+  // A prompt of token ids that shares exactly its first 37 with the first
+  // request's (2 blocks of 16 and 5 tokens) reports those 37 as cached.
+  auto ids = json::parse(c.Post("/tokenize", json({{"content", prompt}, {"add_special", true}}).dump(),
+                                "application/json")
+                             ->body)["tokens"]
+                 .get<std::vector<int>>();
+  ASSERT_GT(ids.size(), 40u);
+  ids.resize(40);
+  ids[37] = ids[37] == 300 ? 301 : 300;  // the 38th token differs
+  auto third = post(c, "/v1/completions", json({{"prompt", ids}, {"max_tokens", 2}}).dump());
+  ASSERT_TRUE(third);
+  ASSERT_EQ(third->status, 200) << third->body;
+  EXPECT_EQ(json::parse(third->body)["usage"]["prompt_tokens_details"]["cached_tokens"], 37) << third->body;
+  m = c.Get("/metrics")->body;
+  EXPECT_EQ(metric(m, "loom_kv_cache_blocks_used"), 0) << m;
 }
 
 TEST(ServeE2E, TimeoutEndsTheAnswerAsLength) {
@@ -329,6 +351,57 @@ TEST(ServeE2E, ClientHangingUpMidStreamCancelsTheRequest) {
   EXPECT_EQ(metric(m, "loom_requests_generating"), 0) << m;
   EXPECT_NE(m.find("loom_requests_finished_total{reason=\"cancelled\"} 1"), std::string::npos) << m;
   EXPECT_LT(metric(m, "loom_generation_tokens_total"), 500) << m;
+}
+
+TEST(ServeE2E, ClientHangingUpOnAWholeAnswerCancelsTheRequest) {
+  NEED_DEFAULT_MODEL();
+  ServeProcess s({"--backend", "reference"});  // 500 tokens take several seconds there
+  ASSERT_TRUE(s.ok());
+  httplib::Client c("127.0.0.1", s.port());
+  // A plain socket, so the test decides when the connection closes.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(s.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string body = R"({"prompt": "Once upon a time", "max_tokens": 500, "temperature": 0, "ignore_eos": true})";
+  const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(write(fd, request.data(), request.size()), ssize_t(request.size()));
+
+  // Wait until it generates, then hang up without reading anything.
+  std::string m;
+  for (int i = 0; i < 250 && metric(m, "loom_generation_tokens_total") < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    m = c.Get("/metrics")->body;
+  }
+  ASSERT_GE(metric(m, "loom_generation_tokens_total"), 1) << m;
+  ASSERT_GE(metric(m, "loom_kv_cache_blocks_used"), 1) << m;
+  close(fd);
+  const auto closed = std::chrono::steady_clock::now();
+
+  // The server notices within a poll interval, cancels, and frees the KV blocks.
+  for (int i = 0; i < 150; ++i) {
+    m = c.Get("/metrics")->body;
+    if (metric(m, "loom_client_disconnects_total") >= 1 && metric(m, "loom_kv_cache_blocks_used") == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - closed).count();
+  EXPECT_LT(seconds, 2.0);
+  EXPECT_EQ(metric(m, "loom_client_disconnects_total"), 1) << m;
+  EXPECT_EQ(metric(m, "loom_kv_cache_blocks_used"), 0) << m;
+  EXPECT_EQ(metric(m, "loom_requests_generating"), 0) << m;
+  EXPECT_NE(m.find("loom_requests_finished_total{reason=\"cancelled\"} 1"), std::string::npos) << m;
+  EXPECT_LT(metric(m, "loom_generation_tokens_total"), 500) << m;
+
+  // A whole answer for a client that stays is unchanged: 200, the full body.
+  auto r = post(c, "/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 5, "ignore_eos": true})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Length"), std::to_string(r->body.size()));
+  EXPECT_EQ(json::parse(r->body)["usage"]["completion_tokens"], 5) << r->body;
 }
 
 }  // namespace

@@ -32,7 +32,9 @@ BlockPool::BlockPool(int64_t n_blocks, int block_size, bool prefix_cache)
   published_.assign(n, 0);
   if (prefix_cache) {
     tokens_.assign(n * size_t(block_size), 0);
+    filled_.assign(n, 0);
     by_hash_.reserve(n);
+    children_.reserve(n);
   }
   prev_.assign(n, -1);
   next_.assign(n, -1);
@@ -64,8 +66,23 @@ void BlockPool::lru_remove(int32_t b) {
 }
 
 void BlockPool::unpublish(int32_t b) {
-  by_hash_.erase(hash_[size_t(b)]);
+  if (filled_[size_t(b)] == block_size_) by_hash_.erase(hash_[size_t(b)]);
+  auto [first, last] = children_.equal_range(parent_[size_t(b)]);
+  for (auto it = first; it != last; ++it) {
+    if (it->second == b) {
+      children_.erase(it);
+      break;
+    }
+  }
   published_[size_t(b)] = 0;
+}
+
+void BlockPool::add_child(int32_t b, uint64_t parent, std::span<const int32_t> tokens) {
+  published_[size_t(b)] = 1;
+  parent_[size_t(b)] = parent;
+  filled_[size_t(b)] = int32_t(tokens.size());
+  std::copy(tokens.begin(), tokens.end(), tokens_.begin() + ptrdiff_t(size_t(b) * size_t(block_size_)));
+  children_.emplace(parent, b);
 }
 
 int32_t BlockPool::allocate() {
@@ -102,10 +119,7 @@ int32_t BlockPool::lookup(uint64_t hash, uint64_t parent, std::span<const int32_
   const int32_t b = it->second;
   const int32_t* held = tokens_.data() + size_t(b) * size_t(block_size_);
   if (parent_[size_t(b)] != parent || !std::equal(tokens.begin(), tokens.end(), held)) return -1;
-  if (refs_[size_t(b)]++ == 0) {
-    lru_remove(b);
-    ++used_;
-  }
+  retain(b);
   return b;
 }
 
@@ -114,11 +128,48 @@ bool BlockPool::publish(int32_t b, uint64_t hash, uint64_t parent, std::span<con
              b);
   if (!prefix_cache_ || published_[size_t(b)] || int64_t(tokens.size()) != block_size_) return false;
   if (!by_hash_.emplace(hash, b).second) return false;
-  published_[size_t(b)] = 1;
   hash_[size_t(b)] = hash;
-  parent_[size_t(b)] = parent;
-  std::copy(tokens.begin(), tokens.end(), tokens_.begin() + ptrdiff_t(size_t(b) * size_t(block_size_)));
+  add_child(b, parent, tokens);
   return true;
+}
+
+bool BlockPool::publish_partial(int32_t b, uint64_t parent, std::span<const int32_t> tokens) {
+  LOOM_CHECK(b >= 0 && b < n_blocks_ && refs_[size_t(b)] > 0,
+             "[engine] block pool: publish_partial of block {} not held", b);
+  if (!prefix_cache_ || published_[size_t(b)] || tokens.empty() || int64_t(tokens.size()) >= block_size_)
+    return false;
+  int64_t matched = 0;
+  if (longest_match(parent, tokens, matched) >= 0 && matched == int64_t(tokens.size())) return false;  // nothing new
+  add_child(b, parent, tokens);
+  return true;
+}
+
+int32_t BlockPool::longest_match(uint64_t parent, std::span<const int32_t> tokens, int64_t& matched) const {
+  matched = 0;
+  if (!prefix_cache_) return -1;
+  int32_t best = -1;
+  auto [first, last] = children_.equal_range(parent);
+  for (auto it = first; it != last; ++it) {
+    const int32_t b = it->second;
+    const int32_t* held = tokens_.data() + size_t(b) * size_t(block_size_);
+    const int64_t n = std::min<int64_t>(filled_[size_t(b)], int64_t(tokens.size()));
+    int64_t k = 0;
+    while (k < n && held[k] == tokens[size_t(k)]) ++k;
+    if (k > matched) {
+      matched = k;
+      best = b;
+    }
+  }
+  return best;
+}
+
+void BlockPool::retain(int32_t b) {
+  LOOM_CHECK(b >= 0 && b < n_blocks_ && (refs_[size_t(b)] > 0 || published_[size_t(b)]),
+             "[engine] block pool: retain of block {}, which is free", b);
+  if (refs_[size_t(b)]++ == 0) {
+    lru_remove(b);
+    ++used_;
+  }
 }
 
 }  // namespace loom::engine

@@ -242,6 +242,17 @@ void Engine::Impl::step() {
     std::string rest = s->output.finish();
     finish(std::move(s), FinishReason::Length, std::move(rest));
   }
+  // Cached rows that admitted prompts share only in part are copied into
+  // their own blocks before anything reads them.
+  try {
+    for (const KvCopy& c : sched->copies()) kv->copy_rows(*backend, c.src, c.dst, c.n);
+  } catch (const std::exception& e) {
+    std::vector<Sequence*> hit;
+    for (const KvCopy& c : sched->copies()) hit.push_back(c.seq);
+    for (Sequence* s : hit) finish(sched->remove(s), FinishReason::Error, {}, e.what());
+    return;
+  }
+  sched->copies_done();
   if (items.empty()) return;
 
   std::span<const float> logits;

@@ -53,7 +53,29 @@ Scheduler::Scheduler(const SchedulerOptions& o)
 
 void Scheduler::enqueue(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
 
+bool Scheduler::drop_copy(const Sequence& s) {
+  for (auto it = copies_.begin(); it != copies_.end(); ++it) {
+    if (it->seq != &s) continue;
+    pool_.release(it->src);
+    copies_.erase(it);
+    return true;
+  }
+  return false;
+}
+
+void Scheduler::copies_done() {
+  for (const KvCopy& c : copies_) pool_.release(c.src);
+  copies_.clear();
+}
+
 void Scheduler::release_blocks(Sequence& s) {
+  // The computed rows of a partly filled last block stay findable, so a
+  // prompt that continues the same text can copy them (not while its own
+  // rows are still waiting to be copied in: they are not there yet).
+  const int64_t bs = o_.block_size, tail = s.n_computed - s.n_keyed * bs;
+  if (!drop_copy(s) && o_.prefix_cache && tail > 0 && tail < bs && s.n_keyed < int64_t(s.blocks.size()))
+    pool_.publish_partial(s.blocks[size_t(s.n_keyed)], s.chain,
+                          std::span<const int32_t>(s.tokens.data() + s.n_keyed * bs, size_t(tail)));
   // Last block first: the LRU list then evicts a prefix's tail before its
   // head, and a head is what the next request most likely shares.
   for (auto it = s.blocks.rbegin(); it != s.blocks.rend(); ++it) pool_.release(*it);
@@ -124,6 +146,25 @@ Scheduler::Admit Scheduler::admit(Sequence& s, int64_t reserve) {
     s.n_keyed = int64_t(s.blocks.size());
     s.chain = parent;
     s.n_computed = s.n_keyed * bs;
+    // Then the longest run of a cached block after the same prefix that
+    // agrees with what follows: its rows are copied into a block of our own,
+    // which we go on filling.
+    const int64_t room = std::min<int64_t>(bs, len - 1 - s.n_computed);
+    int64_t k = 0;
+    const int32_t src =
+        room > 0 ? pool_.longest_match(parent, std::span<const int32_t>(s.tokens.data() + s.n_computed, size_t(room)), k)
+                 : -1;
+    if (src >= 0) {
+      pool_.retain(src);  // until copied: the allocation below must not evict it
+      const int32_t dst = pool_.allocate();
+      if (dst >= 0) {
+        s.blocks.push_back(dst);
+        copies_.push_back({src, dst, k, &s});
+        s.n_computed += k;
+      } else {
+        pool_.release(src);
+      }
+    }
   }
   // Admit only what can be prefilled to the end without taking blocks the
   // running sequences will need for their next tokens.
@@ -135,6 +176,7 @@ Scheduler::Admit Scheduler::admit(Sequence& s, int64_t reserve) {
 }
 
 std::span<StepItem> Scheduler::plan(std::vector<std::unique_ptr<Sequence>>& too_long) {
+  LOOM_CHECK(copies_.empty(), "[engine] scheduler: plan() before the last plan's KV copies were made");
   items_.clear();
   int64_t budget = o_.max_batch_tokens;
   const uint64_t preemptions_before = preemptions_;

@@ -2,9 +2,14 @@
 // the running sequences and the block table, and builds one model::Batch per
 // step: a decode token for every running sequence first, then prompt chunks
 // (chunked prefill) up to max_batch_tokens, admitting waiting sequences
-// (after looking their full prompt blocks up in the prefix cache) while slots,
-// budget and KV blocks allow. A running sequence that cannot get a block
-// preempts the newest one, which returns to the queue to be recomputed.
+// (after looking their prompt up in the prefix cache) while slots, budget and
+// KV blocks allow. A running sequence that cannot get a block preempts the
+// newest one, which returns to the queue to be recomputed.
+//
+// Prefix cache: full blocks of the prompt found in the cache are shared
+// (refcounted). Where the cached prefix ends inside a block, the sequence gets
+// a fresh block and the matching rows are copied into it (copy on write): the
+// plan lists those copies, which the engine makes before the forward pass.
 //
 // Batches are padded to a few bucketed shapes so the runner compiles one
 // graph per bucket and reuses it: tokens to a power of two (at most
@@ -16,6 +21,7 @@
 //   Scheduler s(options, pool_blocks);
 //   s.enqueue(std::move(seq));
 //   auto items = s.plan(dropped);             // what this step computes
+//   for (auto c : s.copies()) ...;  s.copies_done();   // KV rows to copy first
 //   runner.forward(s.batch());  s.commit();   // then sample the items with a logits row
 #pragma once
 
@@ -46,6 +52,14 @@ struct StepItem {
   int32_t logits_row = -1;  // row of the step's logits, when the chunk reaches the sequence's last token
 };
 
+// Rows [0, n) of block `src` are to be copied into rows [0, n) of block `dst`
+// (every layer, K and V) before the step's forward pass.
+struct KvCopy {
+  int32_t src = -1, dst = -1;
+  int64_t n = 0;
+  Sequence* seq = nullptr;  // the sequence dst belongs to
+};
+
 class Scheduler {
  public:
   explicit Scheduler(const SchedulerOptions& options);
@@ -68,6 +82,10 @@ class Scheduler {
   // hold (longer than all of it) are moved out into `too_long`.
   std::span<StepItem> plan(std::vector<std::unique_ptr<Sequence>>& too_long);
   const model::Batch& batch() const { return batch_; }
+  // The copies the last plan() asks for; copies_done() once they are made
+  // (it lets go of the source blocks, which plan() kept from eviction).
+  std::span<const KvCopy> copies() const { return copies_; }
+  void copies_done();
   // After the step's forward pass ran: its tokens are computed; full blocks
   // become findable in the prefix cache.
   void commit();
@@ -82,6 +100,7 @@ class Scheduler {
  private:
   bool grow(Sequence& s, int64_t n_tokens);  // blocks for positions [0, n_tokens)
   void release_blocks(Sequence& s);
+  bool drop_copy(const Sequence& s);  // cancels s's pending copy, if any
   void preempt_newest();
   // Moves the head of the queue into the running set if it fits.
   enum class Admit { Yes, NoRoom, TooLong };
@@ -96,6 +115,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order: the back is preempted first
   std::vector<int> free_slots_;
   std::vector<StepItem> items_;
+  std::vector<KvCopy> copies_;
   model::Batch batch_;  // block_table lives here, updated in place
   uint64_t preemptions_ = 0, prefix_hit_tokens_ = 0, admitted_prompt_tokens_ = 0;
 };

@@ -20,6 +20,22 @@ KvCache::KvCache(backend::Backend& be, const ModelConfig& c, int64_t n_blocks, i
   }
 }
 
+void KvCache::copy_rows(backend::Backend& be, int64_t src, int64_t dst, int64_t n) {
+  LOOM_CHECK(src >= 0 && src < n_blocks_ && dst >= 0 && dst < n_blocks_ && n >= 0 && n <= block_size_,
+             "[model] KV cache: cannot copy {} rows from block {} to block {} of {} blocks of {}", n, src, dst,
+             n_blocks_, block_size_);
+  if (n == 0 || src == dst) return;
+  std::vector<std::byte> staging;
+  for (const auto* list : {&k_, &v_}) {
+    for (const Tensor& t : *list) {
+      const Tensor from = t.slice(0, src * block_size_, n), to = t.slice(0, dst * block_size_, n);
+      staging.resize(from.nbytes());
+      be.download(from, staging.data(), staging.size());
+      be.upload(to, staging.data(), staging.size());
+    }
+  }
+}
+
 size_t KvCache::bytes() const {
   size_t n = 0;
   for (const auto& t : k_) n += t.nbytes();

@@ -52,6 +52,10 @@ class KvCache {
   int block_size() const { return block_size_; }
   DType dtype() const { return dtype_; }
   size_t bytes() const;
+  // Copies the keys and values of slots [0, n) of block `src` into slots
+  // [0, n) of block `dst`, in every layer (through the backend, so any
+  // device's cache works). The prefix cache uses it to share part of a block.
+  void copy_rows(backend::Backend& be, int64_t src, int64_t dst, int64_t n);
 
  private:
   std::vector<Tensor> k_, v_;

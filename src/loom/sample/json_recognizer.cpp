@@ -14,6 +14,32 @@ enum ArrayPhase : uint8_t { kArrStart, kArrAfter, kArrComma };
 enum NumberPhase : uint8_t { kNumSign, kNumZero, kNumInt, kNumDot, kNumFrac, kNumExp, kNumExpSign, kNumExpDigits };
 
 bool is_ws(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// Frame::ws, the whitespace read since the last JSON token: nothing, one
+// space or tab, a carriage return (a line feed must follow), or a line
+// break followed by ws - kWsNewLine bytes of indentation.
+enum WsState : uint8_t { kWsNone, kWsSpace, kWsReturn, kWsNewLine };
+
+// Steps `ws` over the whitespace byte c; false when c breaks the rule of
+// kMaxIndentPerLevel, `levels` being the objects and arrays open.
+bool whitespace(uint8_t& ws, uint8_t c, size_t levels) {
+  const bool line_break = c == '\n' || c == '\r';
+  switch (ws) {
+    case kWsNone:
+    case kWsSpace:
+      if (!line_break && ws == kWsSpace) return false;
+      ws = c == '\r' ? kWsReturn : c == '\n' ? kWsNewLine : kWsSpace;
+      return true;
+    case kWsReturn:
+      if (c != '\n') return false;
+      ws = kWsNewLine;
+      return true;
+    default:
+      if (line_break || size_t(ws - kWsNewLine) >= size_t(kMaxIndentPerLevel) * levels) return false;
+      ++ws;
+      return true;
+  }
+}
 bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool in(uint8_t c, uint8_t lo, uint8_t hi) { return c >= lo && c <= hi; }
@@ -236,9 +262,10 @@ Recognizer::Step Recognizer::step_in_place(Ref& s, uint8_t c, uint32_t* anyof) c
   switch (f.kind) {
     case FrameKind::Root:
       if (f.phase != kRootBefore) return Step::Dead;  // nothing follows the value
-      if (is_ws(c)) return f.ws++ < kMaxWhitespace ? Step::Ok : Step::Dead;
+      if (is_ws(c)) return whitespace(f.ws, c, 0) ? Step::Ok : Step::Dead;
+      if (f.ws == kWsReturn) return Step::Dead;
       f.phase = kRootDone;
-      f.ws = 0;
+      f.ws = kWsNone;
       return value_start(s, f.node, c, anyof);
     case FrameKind::Object: return object_byte(s, c, anyof);
     case FrameKind::Array: return array_byte(s, c, anyof);
@@ -309,8 +336,9 @@ bool Recognizer::key_possible(const Frame& object) const {
 Recognizer::Step Recognizer::object_byte(Ref& s, uint8_t c, uint32_t* anyof) const {
   Frame& f = s.top();
   const SchemaNode& n = g_.nodes[f.node];
-  if (is_ws(c)) return f.ws++ < kMaxWhitespace ? Step::Ok : Step::Dead;
-  f.ws = 0;
+  if (is_ws(c)) return whitespace(f.ws, c, s.depth() - 1) ? Step::Ok : Step::Dead;
+  if (f.ws == kWsReturn) return Step::Dead;
+  f.ws = kWsNone;
   const bool may_close = (f.seen & n.required_mask) == n.required_mask;
   switch (f.phase) {
     case kObjStart:
@@ -356,8 +384,9 @@ Recognizer::Step Recognizer::object_byte(Ref& s, uint8_t c, uint32_t* anyof) con
 Recognizer::Step Recognizer::array_byte(Ref& s, uint8_t c, uint32_t* anyof) const {
   Frame& f = s.top();
   const SchemaNode& n = g_.nodes[f.node];
-  if (is_ws(c)) return f.ws++ < kMaxWhitespace ? Step::Ok : Step::Dead;
-  f.ws = 0;
+  if (is_ws(c)) return whitespace(f.ws, c, s.depth() - 1) ? Step::Ok : Step::Dead;
+  if (f.ws == kWsReturn) return Step::Dead;
+  f.ws = kWsNone;
   switch (f.phase) {
     case kArrStart:
       if (c == ']') {

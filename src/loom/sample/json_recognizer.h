@@ -24,7 +24,11 @@ namespace loom::sample::json {
 // Limits that keep a model from stalling in one place and keep numbers
 // within what parsers read exactly. They restrict what may be generated, not
 // what JSON is.
-inline constexpr int kMaxWhitespace = 20;   // whitespace bytes in a row between two JSON tokens
+// Whitespace between two JSON tokens is what pretty-printers write: at most
+// one space or tab, then at most one line break ("\n" or "\r\n") and an
+// indentation of at most kMaxIndentPerLevel spaces or tabs per open object or
+// array. So a model cannot pad the text with blank lines or runs of spaces.
+inline constexpr int kMaxIndentPerLevel = 4;
 inline constexpr int kMaxNesting = 32;      // open objects and arrays
 inline constexpr int kMaxIntDigits = 15;    // digits before the decimal point
 inline constexpr int kMaxFracDigits = 15;   // digits after it
@@ -76,7 +80,7 @@ struct Frame {
   uint32_t k = 0;     // Key, Literal: bytes matched so far
   FrameKind kind = FrameKind::Root;
   uint8_t phase = 0;  // per kind; String and Key: a StringState
-  uint8_t ws = 0;     // whitespace bytes in a row (Root, Object, Array)
+  uint8_t ws = 0;     // the whitespace run read since the last token (Root, Object, Array; see whitespace())
 };
 
 // A set of stacks, stored back to back (no allocation once warmed up).

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "loom/serve/client_connection.h"
 #include "loom/serve/http_error.h"
 #include "loom/serve/metrics.h"
 #include "loom/serve/openai_response.h"
@@ -366,6 +367,10 @@ struct Server::Impl {
 
     if (!job.stream) {
       metrics.generation_started();
+      // Nothing is written until the answer is complete, so a client that
+      // hangs up is seen on its socket: the request is cancelled then, which
+      // frees its KV blocks at the engine's next step.
+      const ClientConnection client(req.remote_addr, req.remote_port, req.local_addr, req.local_port);
       std::vector<engine::Event> events;
       while (!rb->finished()) {
         if (stopping.load()) {
@@ -375,6 +380,16 @@ struct Server::Impl {
         }
         stream->wait(events, kPoll);
         for (const auto& ev : events) rb->add(ev);
+        if (!rb->finished() && client.closed()) {
+          stream->cancel();
+          metrics.count_disconnect();
+          metrics.generation_ended();
+          log_done(job, *rb, start, true);
+          // Nobody reads it; the status (nginx's "client closed request") is what the request metric counts.
+          send_error(res, HttpError(499, "The client closed the connection before the answer was complete.", "",
+                                    "client_closed_request"));
+          return;
+        }
       }
       metrics.generation_ended();
       log_done(job, *rb, start, false);
