@@ -117,7 +117,8 @@ TEST(TokenShard, WriterRejectsTokensOutsideTheVocabulary) {
 class CorruptShard : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fresh_dir("corrupt");
+    // One folder per test: ctest runs the tests of this fixture in parallel.
+    dir_ = fresh_dir(std::string("corrupt/") + testing::UnitTest::GetInstance()->current_test_info()->name());
     path_ = dir_ + "/s.tok";
     std::vector<int32_t> t(100);
     std::iota(t.begin(), t.end(), 0);

@@ -107,7 +107,7 @@ void serve(const ServeArgs& a) {
               a.parallel);
   std::printf("chat page: %s/\n", url.c_str());
   std::printf("try:\n  curl %s/v1/chat/completions -H 'Content-Type: application/json'%s \\\n"
-              "    -d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Once upon a time\"}], "
+              "    -d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Good morrow, my lord\"}], "
               "\"max_tokens\": 64}'\n",
               url.c_str(), keys.empty() ? "" : " -H \"Authorization: Bearer $LOOM_API_KEY\"",
               server.model_id().c_str());

@@ -66,7 +66,7 @@ test("completion", async () => {
 test("json_schema response parses and validates", async () => {
   const schema = {
     type: "object",
-    properties: { name: { type: "string" }, age: { type: "integer" } },
+    properties: { name: { type: "string", maxLength: 24 }, age: { type: "integer" } },
     required: ["name", "age"],
     additionalProperties: false,
   };
