@@ -161,6 +161,9 @@ void add_train(CLI::App& app) {
   c->add_option("--keep", o.keep_last, "Checkpoints kept (0: all)")->capture_default_str();
   c->add_option("--out", o.out_dir, "Folder for checkpoints (and tokenized text)");
   c->add_flag("--resume", o.resume, "Continue from OUT's latest checkpoint");
+  c->add_flag("--bf16", o.bf16,
+              "BF16 compute: the weight matrices enter each step rounded to BF16; FP32 master weights, "
+              "activations and gradients");
   c->add_flag("--recompute", o.recompute,
               "Recompute each layer's activations in the backward pass instead of keeping them (less memory)");
   c->add_option("--log", o.log_path, "JSONL file of the loss curve");

@@ -56,8 +56,12 @@ Value fill(Graph& g, Shape shape, float value) {
 
 Value transpose(Value x) {
   LOOM_CHECK(x.rank() >= 2, "[graph] transpose: x must have rank 2 or more, got {}", x.shape().str());
-  expect_f32_rows("transpose", "x", x);
-  return x.graph().add(Transpose{}, {x}, DType::F32, {x.dim(-1), x.shape().numel() / x.dim(-1)});
+  // F32, or BF16 (the weights of BF16 training, transposed for the input gradient of a matmul).
+  LOOM_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16, "[graph] transpose: x must be f32 or bf16, got {}",
+             name(x.dtype()));
+  LOOM_CHECK(x.node().strides[size_t(x.rank() - 1)] == int64_t(traits(x.dtype()).block_bytes),
+             "[graph] transpose: x must have a contiguous last dimension");
+  return x.graph().add(Transpose{}, {x}, x.dtype(), {x.dim(-1), x.shape().numel() / x.dim(-1)});
 }
 
 Value sum_to(Value x, Shape shape) {

@@ -34,8 +34,9 @@ class Backward {
     for (Value p : params) {
       LOOM_CHECK(p.valid() && &p.graph() == &g && p.id() < forward_nodes, "[train] backward: a parameter is not a "
                  "node of the graph before the output");
-      LOOM_CHECK(p.dtype() == DType::F32, "[train] backward: parameter '{}' is {}; gradients need f32 parameters",
-                 p.node().name, name(p.dtype()));
+      LOOM_CHECK(p.dtype() == DType::F32 || p.dtype() == DType::BF16,
+                 "[train] backward: parameter '{}' is {}; gradients need f32 (or bf16) parameters", p.node().name,
+                 name(p.dtype()));
       needs_[size_t(p.id())] = true;
     }
     // A node needs a gradient if a parameter flows into it.
@@ -123,9 +124,9 @@ class Backward {
             },
             [&](const graph::MatMul&) {
               const Value x = in(id, 0), w = in(id, 1);
-              if (w.dtype() != DType::F32)
-                no_rule(id, fmt::format("gradients through a matmul need f32 weights, not {} (frozen quantized "
-                                        "bases come with LoRA)", name(w.dtype())));
+              if (w.dtype() != DType::F32 && w.dtype() != DType::BF16)
+                no_rule(id, fmt::format("gradients through a matmul need f32 or bf16 weights, not {} (a quantized "
+                                        "base trains through LoRA)", name(w.dtype())));
               if (needs(x)) accumulate(x, graph::matmul(dy, graph::transpose(w)));  // [.., N] x [K, N]^T -> [.., K]
               if (needs(w)) accumulate(w, graph::matmul(graph::transpose(dy), graph::transpose(x)));  // [N, K]
             },

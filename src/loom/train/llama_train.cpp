@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "loom/core/error.h"
+#include "loom/core/half.h"
 #include "loom/graph/ops.h"
 #include "loom/graph/train_ops.h"
 #include "loom/model/lora.h"
@@ -162,7 +163,9 @@ std::vector<std::vector<float>> init_llama_params(const LlamaTrainConfig& c, uin
 }
 
 LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len,
-                                        const LoraConfig& lora) {
+                                        const LoraConfig& lora, DType matrix_type) {
+  LOOM_CHECK(matrix_type == DType::F32 || matrix_type == DType::BF16,
+             "[train] the weight matrices are f32 or bf16 in the training graph, not {}", name(matrix_type));
   const std::vector<ParamSpec> specs = llama_param_specs(c);
   LOOM_CHECK(batch > 0 && seq_len > 0, "[train] batch {} and sequence length {} must be positive", batch, seq_len);
   const int64_t N = batch * seq_len, D = c.head_dim(), Hq = c.n_heads, Hkv = c.kv_heads();
@@ -170,20 +173,20 @@ LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig&
   net.tokens = g.input("tokens", DType::I32, {N});
   net.positions = g.input("positions", DType::I32, {N});
   net.targets = g.input("targets", DType::I32, {N});
-  auto add_inputs = [&](const std::vector<ParamSpec>& list, std::vector<Value>& out) {
+  auto add_inputs = [&](const std::vector<ParamSpec>& list, std::vector<Value>& out, DType matrices) {
     for (const ParamSpec& s : list) {
       Shape shape;
       shape.rank = int(s.shape.size());
       for (size_t d = 0; d < s.shape.size(); ++d) shape.dims[d] = s.shape[d];
-      out.push_back(g.input(s.name, DType::F32, shape));
+      out.push_back(g.input(s.name, shape.rank == 2 ? matrices : DType::F32, shape));
     }
   };
   std::vector<Value>& base = lora.enabled() ? net.frozen : net.params;
-  add_inputs(specs, base);
+  add_inputs(specs, base, matrix_type);
   // Adapters of layer l, target t (model::lora_target_modules order): A, B or invalid.
   std::vector<std::array<Value, 2>> adapters(size_t(c.n_layers * 7));
   if (lora.enabled()) {
-    add_inputs(lora_param_specs(c, lora), net.params);
+    add_inputs(lora_param_specs(c, lora), net.params, DType::F32);  // adapters stay f32: they are small
     std::vector<bool> on(7, false);
     for (const std::string& t : lora.targets) on[model::lora_target_index(t)] = true;
     size_t i = 0;
@@ -233,7 +236,7 @@ LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig&
 LlamaTrainStep::LlamaTrainStep(const LlamaTrainConfig& c, backend::Backend& backend, int64_t batch, int64_t seq_len,
                                const StepOptions& options)
     : c_(c), batch_(batch), seq_len_(seq_len), o_(options) {
-  net_ = build_llama_train_graph(g_, c_, batch, seq_len, o_.lora);
+  net_ = build_llama_train_graph(g_, c_, batch, seq_len, o_.lora, o_.bf16 ? DType::BF16 : DType::F32);
   g_.mark_output(net_.loss);
   if (o_.logits) g_.mark_output(net_.logits);
   if (o_.grads) {
@@ -258,9 +261,20 @@ void LlamaTrainStep::set_frozen(std::span<const std::vector<float>> base) {
     LOOM_CHECK(int64_t(base[i].size()) == net_.frozen[i].shape().numel(),
                "[train] step: base weight '{}' has {} values, the graph wants {}", net_.frozen[i].node().name,
                base[i].size(), net_.frozen[i].shape().numel());
-    exe_->set_input(net_.frozen[i], base[i].data(), base[i].size() * 4);
+    set_weights(net_.frozen[i], base[i]);
   }
   frozen_set_ = true;
+}
+
+void LlamaTrainStep::set_weights(graph::Value input, std::span<const float> values) {
+  if (input.dtype() != DType::BF16) {
+    exe_->set_input(input, values.data(), values.size() * 4);
+    return;
+  }
+  // BF16 compute copy of the FP32 master values, rounded to nearest even.
+  bf16_.resize(values.size());
+  for (size_t j = 0; j < values.size(); ++j) bf16_[j] = f32_to_bf16(values[j]);
+  exe_->set_input(input, bf16_.data(), bf16_.size() * 2);
 }
 
 float LlamaTrainStep::run(std::span<const std::vector<float>> params, std::span<const int32_t> tokens,
@@ -278,7 +292,7 @@ float LlamaTrainStep::run(std::span<const std::vector<float>> params, std::span<
     LOOM_CHECK(int64_t(params[i].size()) == net_.params[i].shape().numel(),
                "[train] step: parameter '{}' has {} values, the graph wants {}", net_.params[i].node().name,
                params[i].size(), net_.params[i].shape().numel());
-    exe_->set_input(net_.params[i], params[i].data(), params[i].size() * 4);
+    set_weights(net_.params[i], params[i]);
   }
   exe_->run();
   float loss = 0;

@@ -108,14 +108,21 @@ struct LlamaTrainGraph {
   graph::Value loss;       // [1]
   std::vector<graph::Value> layer_outputs;  // the residual stream after each layer (recomputation checkpoints)
 };
+// matrix_type BF16: the weight matrices are BF16 inputs (the BF16 compute
+// mode); norms, adapters, activations and gradients stay F32.
 LlamaTrainGraph build_llama_train_graph(graph::Graph& g, const LlamaTrainConfig& c, int64_t batch, int64_t seq_len,
-                                        const LoraConfig& lora = {});
+                                        const LoraConfig& lora = {}, DType matrix_type = DType::F32);
 
 struct StepOptions {
   bool grads = true;    // append backward() and read gradients
   bool logits = false;  // keep the logits readable (tests)
   LoraConfig lora = {};  // rank > 0: params are the adapters, the base weights frozen
   bool recompute = false;  // recompute each layer's activations in the backward pass (less memory)
+  // BF16 compute: run() feeds the weight matrices to the graph rounded to
+  // BF16 (half the weight memory and bandwidth; the matmuls read BF16
+  // weights, as inference does for BF16 files), while the caller keeps FP32
+  // master weights and gets FP32 gradients.
+  bool bf16 = false;
 };
 
 // The graph compiled for one batch shape; run() as many times as needed.
@@ -150,7 +157,10 @@ class LlamaTrainStep {
   std::unique_ptr<backend::Executable> exe_;
   std::vector<int32_t> positions_;
   std::vector<float> scratch_;
+  std::vector<uint16_t> bf16_;
   bool frozen_set_ = false;
+
+  void set_weights(graph::Value input, std::span<const float> values);
 };
 
 }  // namespace loom::train

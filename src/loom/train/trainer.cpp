@@ -145,7 +145,7 @@ TrainResult run_training(const TrainOptions& o, const std::vector<std::string>& 
   }
 
   auto be = backend::create(o.backend, {.threads = o.threads});
-  LlamaTrainStep step_graph(c, *be, o.batch, o.seq_len, {.lora = o.lora, .recompute = o.recompute});
+  LlamaTrainStep step_graph(c, *be, o.batch, o.seq_len, {.lora = o.lora, .recompute = o.recompute, .bf16 = o.bf16});
   if (lora) step_graph.set_frozen(base.weights);
   std::map<int64_t, std::unique_ptr<LlamaTrainStep>> eval_graphs;
 

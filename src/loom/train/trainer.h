@@ -41,6 +41,7 @@ struct TrainOptions {
   int64_t batch = 8;           // rows per rank per micro-batch
   int64_t accum = 1;           // micro-batches per optimizer step
   bool recompute = false;      // activation recomputation: less memory, one more forward pass
+  bool bf16 = false;           // BF16 compute mode (StepOptions::bf16); the master weights stay FP32
   int64_t steps = 1000;        // optimizer steps in all
   float lr = 3e-4f;            // peak
   float min_lr = 3e-5f;

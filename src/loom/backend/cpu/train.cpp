@@ -43,20 +43,29 @@ void fill(Context& ctx, const graph::Fill& p, const Tensor& out) {
   ctx.for_chunks(out.numel(), 1 << 16, [&](int64_t i0, int64_t i1, int) { std::fill(o + i0, o + i1, p.value); });
 }
 
-void transpose(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
-  const Rows xr(in[0]);
-  const int64_t R = xr.count(), C = in[0].dim(-1);
+// Elements of type E (float, or the raw 16 bits of bf16), in 32 x 32 tiles.
+template <typename E>
+void transpose_as(Context& ctx, const Tensor& in, const Tensor& out) {
+  const Rows xr(in);
+  const int64_t R = xr.count(), C = in.dim(-1);
   constexpr int64_t kTile = 32;
-  float* o = out.data_as<float>();
+  E* o = out.data_as<E>();
   ctx.for_chunks((R + kTile - 1) / kTile, std::max<int64_t>(1, 512 / std::max<int64_t>(C, 1)),
                  [&](int64_t b0, int64_t b1, int) {
                    for (int64_t r0 = b0 * kTile; r0 < std::min(R, b1 * kTile); r0 += kTile)
                      for (int64_t c0 = 0; c0 < C; c0 += kTile)
                        for (int64_t r = r0; r < std::min(R, r0 + kTile); ++r) {
-                         const float* x = xr.as<const float>(r);
+                         const E* x = xr.as<const E>(r);
                          for (int64_t c = c0; c < std::min(C, c0 + kTile); ++c) o[c * R + r] = x[c];
                        }
                  });
+}
+
+void transpose(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
+  if (in[0].dtype() == DType::BF16)
+    transpose_as<uint16_t>(ctx, in[0], out);
+  else
+    transpose_as<float>(ctx, in[0], out);
 }
 
 void sum_to(Context& ctx, std::span<const Tensor> in, const Tensor& out) {

@@ -43,6 +43,12 @@ void fill(const graph::Fill& p, const Tensor& out) {
 void transpose(std::span<const Tensor> in, const Tensor& out) {
   const Tensor& x = in[0];
   const int64_t R = row_count(x), C = x.dim(-1);
+  if (x.dtype() == DType::BF16) {  // the raw 16 bits move unchanged
+    auto* o = out.data_as<uint16_t>();
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) o[c * R + r] = row_as<const uint16_t>(x, r)[c];
+    return;
+  }
   float* o = out.data_as<float>();
   for (int64_t r = 0; r < R; ++r)
     for (int64_t c = 0; c < C; ++c) o[c * R + r] = row_as<const float>(x, r)[c];
