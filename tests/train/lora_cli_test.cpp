@@ -10,28 +10,13 @@
 
 #include "model/hf_folder.h"
 #include "support/test_data.h"
+#include "train/tiny_run.h"
 
 namespace loom {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Runs `argv` with stdout and stderr into dir/NAME.{out,err}; returns the exit status.
-int run(const std::vector<std::string>& argv, const std::string& dir, const std::string& name) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string out = dir + "/" + name + ".out", err = dir + "/" + name + ".err";
-    if (!freopen(out.c_str(), "w", stdout) || !freopen(err.c_str(), "w", stderr)) _exit(126);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using test::run;
 
 TEST(LoraCli, RunWithAdapterPrintsWhatTheMergedExportPrints) {
 #ifndef LOOM_HAVE_CLI

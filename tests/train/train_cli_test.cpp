@@ -21,32 +21,9 @@ namespace loom {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Starts `loom ARGS...` (or `launcher... loom ARGS...`) with output into
-// dir/NAME.{out,err}; returns the pid.
-pid_t start(const std::vector<std::string>& argv, const std::string& dir, const std::string& name) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string out = dir + "/" + name + ".out", err = dir + "/" + name + ".err";
-    if (!freopen(out.c_str(), "w", stdout) || !freopen(err.c_str(), "w", stderr)) _exit(126);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-int run(const std::vector<std::string>& argv, const std::string& dir, const std::string& name) {
-  return wait_exit(start(argv, dir, name));
-}
+using test::run;
+using test::start;
+using test::wait_exit;
 
 size_t count_lines(const std::string& path) {
   std::ifstream f(path);

@@ -62,11 +62,7 @@ void convert(const ConvertArgs& a) {
   auto src = model::ModelSource::open(a.input);
   model::ExportOptions o;
   if (!a.type.empty()) {
-    DType t;
-    LOOM_CHECK(parse_dtype(a.type, &t) && (t == DType::F32 || t == DType::F16 || t == DType::BF16 ||
-                                           t == DType::Q8_0 || t == DType::Q4_0),
-               "[cli] --type must be f32, f16, bf16, q8_0 or q4_0, got '{}'", a.type);
-    o.type = t;
+    o.type = parse_weight_type(a.type);
   }
   const model::MetadataList extra = tokenizer_metadata(a, *src);
   if (a.to == "hf") {

@@ -46,11 +46,7 @@ void export_model(const ExportArgs& a) {
   for (const std::string& dir : a.lora) src->merge_lora(model::LoraAdapter::open(dir));
   model::ExportOptions o;
   if (!a.type.empty()) {
-    DType t;
-    LOOM_CHECK(parse_dtype(a.type, &t) && (t == DType::F32 || t == DType::F16 || t == DType::BF16 ||
-                                           t == DType::Q8_0 || t == DType::Q4_0),
-               "[cli] --type must be f32, f16, bf16, q8_0 or q4_0, got '{}'", a.type);
-    o.type = t;
+    o.type = parse_weight_type(a.type);
   }
   const model::MetadataList extra =
       src->kind() == model::ModelSource::Kind::Llama2c ? llama2c_tokenizer(a, *src) : model::MetadataList{};

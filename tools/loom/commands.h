@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "loom/core/dtype.h"
+
 namespace loom::cli {
 
 void add_run(CLI::App& app);
@@ -23,5 +25,9 @@ void add_export(CLI::App& app);
 // The model used when no -m is given: $LOOM_MODEL, else the default model the
 // build produces (build/models/default.gguf next to build/bin/loom).
 std::string default_model_path();
+
+// The weight type of `loom convert --type` / `loom export --type` (f32, f16,
+// bf16, q8_0, q4_0); throws naming the accepted ones.
+DType parse_weight_type(const std::string& s);
 
 }  // namespace loom::cli

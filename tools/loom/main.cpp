@@ -8,6 +8,14 @@
 
 namespace loom::cli {
 
+DType parse_weight_type(const std::string& s) {
+  DType t;
+  LOOM_CHECK(parse_dtype(s, &t) && (t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
+                                    t == DType::Q4_0),
+             "[cli] --type must be f32, f16, bf16, q8_0 or q4_0, got '{}'", s);
+  return t;
+}
+
 std::string default_model_path() {
   if (const char* env = std::getenv("LOOM_MODEL"); env && *env) return env;
   std::error_code ec;

@@ -135,6 +135,18 @@ bool ends_with(const std::string& s, const char* suffix) {
 
 }  // namespace
 
+void fill_normal(std::span<float> v, double sd, uint64_t stream_seed) {
+  uint64_t s = stream_seed;
+  for (size_t j = 0; j < v.size(); j += 2) {
+    // Box-Muller on two uniforms in (0, 1].
+    const double u1 = (double(splitmix64(s) >> 11) + 1.0) / 9007199254740992.0;
+    const double u2 = double(splitmix64(s) >> 11) / 9007199254740992.0;
+    const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
+    v[j] = float(sd * r * std::cos(a));
+    if (j + 1 < v.size()) v[j + 1] = float(sd * r * std::sin(a));
+  }
+}
+
 std::vector<std::vector<float>> init_llama_params(const LlamaTrainConfig& c, uint64_t seed) {
   const std::vector<ParamSpec> specs = llama_param_specs(c);
   std::vector<std::vector<float>> out;
@@ -147,15 +159,7 @@ std::vector<std::vector<float>> init_llama_params(const LlamaTrainConfig& c, uin
       double sd = 0.02;
       if (ends_with(specs[i].name, "o_proj.weight") || ends_with(specs[i].name, "down_proj.weight"))
         sd *= residual_scale;
-      uint64_t s = seed ^ (0xd1b54a32d192ed03ull * (uint64_t(i) + 1));
-      for (size_t j = 0; j < v.size(); j += 2) {
-        // Box-Muller on two uniforms in (0, 1].
-        const double u1 = (double(splitmix64(s) >> 11) + 1.0) / 9007199254740992.0;
-        const double u2 = double(splitmix64(s) >> 11) / 9007199254740992.0;
-        const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
-        v[j] = float(sd * r * std::cos(a));
-        if (j + 1 < v.size()) v[j + 1] = float(sd * r * std::sin(a));
-      }
+      fill_normal(v, sd, seed ^ (0xd1b54a32d192ed03ull * (uint64_t(i) + 1)));
     }
     out.push_back(std::move(v));
   }

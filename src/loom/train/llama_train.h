@@ -97,6 +97,10 @@ std::vector<ParamSpec> lora_param_specs(const LlamaTrainConfig& c, const LoraCon
 // are the same on every platform and standard library.
 std::vector<std::vector<float>> init_llama_params(const LlamaTrainConfig& c, uint64_t seed);
 
+// Fills v with N(0, sd^2) values from the SplitMix64 stream `stream_seed`
+// (Box-Muller on pairs of uniforms): the same numbers everywhere.
+void fill_normal(std::span<float> v, double sd, uint64_t stream_seed);
+
 // The forward graph over B rows of T tokens.
 struct LlamaTrainGraph {
   graph::Value tokens;     // [B*T] i32 input

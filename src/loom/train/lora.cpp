@@ -64,13 +64,6 @@ BaseModel load_base_model(const std::string& path) {
 
 namespace {
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Converts B of every q_proj/k_proj adapter (to_hf: into Hugging Face order).
 std::vector<std::vector<float>> convert_rows(const LlamaTrainConfig& c, const LoraConfig& lora,
                                              std::span<const std::vector<float>> in, bool to_hf) {
@@ -97,15 +90,7 @@ std::vector<std::vector<float>> init_lora_params(const LlamaTrainConfig& c, cons
     std::vector<float> v(size_t(specs[i].size()), 0.0f);
     if (specs[i].name.ends_with(".lora_A.weight")) {
       const double sd = 1.0 / std::sqrt(double(specs[i].shape[1]));
-      uint64_t s = seed ^ (0x9fb21c651e98df25ull * (uint64_t(i) + 1));
-      for (size_t j = 0; j < v.size(); j += 2) {
-        // Box-Muller on two uniforms in (0, 1].
-        const double u1 = (double(splitmix64(s) >> 11) + 1.0) / 9007199254740992.0;
-        const double u2 = double(splitmix64(s) >> 11) / 9007199254740992.0;
-        const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
-        v[j] = float(sd * r * std::cos(a));
-        if (j + 1 < v.size()) v[j + 1] = float(sd * r * std::sin(a));
-      }
+      fill_normal(v, sd, seed ^ (0x9fb21c651e98df25ull * (uint64_t(i) + 1)));
     }
     out.push_back(std::move(v));
   }
