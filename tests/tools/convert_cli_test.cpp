@@ -150,5 +150,37 @@ TEST_F(ConvertCliErrors, UnknownArchitecture) {
   EXPECT_TRUE(has(c.err, "unknown architecture")) << c.err;
 }
 
+// A Hugging Face folder with a byte-level BPE tokenizer.json (learnt here by
+// `loom tokenizer train`, 2048 tokens like the default model's vocabulary)
+// becomes a GGUF that carries the tokenizer: the GGUF tokenizes a text as
+// the folder does, and greedy text of the GGUF equals that of the folder.
+TEST(ConvertCli, HfFolderWithBpeTokenizerJsonKeepsItsTokenizerInTheGguf) {
+  LOOM_DATA(corpus, "corpora/en/tinyshakespeare_input.txt");
+  const std::string base = dir_for("bpe");
+  std::filesystem::create_directories(base);
+  auto t = run_loom({"tokenizer", "train", "--corpus", corpus, "-o", base + "/tok", "--vocab-size", "2048"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const std::string hf = base + "/hf";
+  auto h = run_loom({"convert", std::string(LOOM_SOURCE_DIR) + "/models/shakespeare-3m.gguf", "--to", "hf", "-o", hf});
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    std::filesystem::copy_file(base + "/tok/" + f, hf + "/" + f, std::filesystem::copy_options::overwrite_existing);
+  const std::string gguf = base + "/from-hf.gguf";
+  auto c = run_loom({"convert", hf, "-o", gguf});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_FALSE(has(c.err, "no tokenizer metadata")) << c.err;
+  const std::string text = "To be, or not to be: that is the question.\nKING RICHARD III:\n";
+  auto a = run_loom({"tokenize", "-m", hf, text}), b = run_loom({"tokenize", "-m", gguf, text});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GT(a.out.size(), 10u);
+  auto ra = run_loom({"run", "-m", hf, "-p", "ROMEO:", "--temp", "0", "-n", "24", "-t", "2"});
+  auto rb = run_loom({"run", "-m", gguf, "-p", "ROMEO:", "--temp", "0", "-n", "24", "-t", "2"});
+  ASSERT_EQ(ra.exit_code, 0) << ra.err;
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_EQ(ra.out, rb.out);
+}
+
 }  // namespace
 }  // namespace loom

@@ -42,19 +42,7 @@ model::MetadataList tokenizer_metadata(const ConvertArgs& a, const model::ModelS
   }
   LOOM_CHECK(src.kind() != model::ModelSource::Kind::Llama2c,
              "[cli] {}: converting a llama2.c model needs its tokenizer: --tokenizer FILE", a.input);
-  // A Hugging Face folder's byte-level BPE tokenizer (tokenizer.json, or
-  // vocab.json + merges.txt) goes into a GGUF as tokenizer.ggml.* keys.
-  if (a.to == "gguf" && std::filesystem::is_directory(a.input) &&
-      src.metadata().find("tokenizer.ggml.model") == nullptr) {
-    std::unique_ptr<tokenizer::Tokenizer> tok;
-    try {
-      tok = tokenizer::load(a.input);
-    } catch (const Error&) {
-      return {};  // no tokenizer files here: the note after writing says so
-    }
-    if (dynamic_cast<const tokenizer::BpeTokenizer*>(tok.get())) return tokenizer::bpe_gguf_metadata(*tok);
-  }
-  return {};
+  return a.to == "gguf" ? hf_folder_tokenizer_metadata(a.input, src) : model::MetadataList{};
 }
 
 void convert(const ConvertArgs& a) {
@@ -82,6 +70,18 @@ void convert(const ConvertArgs& a) {
 }
 
 }  // namespace
+
+model::MetadataList hf_folder_tokenizer_metadata(const std::string& input, const model::ModelSource& src) {
+  if (!std::filesystem::is_directory(input) || src.metadata().find("tokenizer.ggml.model") != nullptr) return {};
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  try {
+    tok = tokenizer::load(input);
+  } catch (const Error&) {
+    return {};  // no tokenizer files here: the note after writing says so
+  }
+  if (dynamic_cast<const tokenizer::BpeTokenizer*>(tok.get())) return tokenizer::bpe_gguf_metadata(*tok);
+  return {};
+}
 
 void add_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();

@@ -48,8 +48,9 @@ void export_model(const ExportArgs& a) {
   if (!a.type.empty()) {
     o.type = parse_weight_type(a.type);
   }
-  const model::MetadataList extra =
-      src->kind() == model::ModelSource::Kind::Llama2c ? llama2c_tokenizer(a, *src) : model::MetadataList{};
+  const model::MetadataList extra = src->kind() == model::ModelSource::Kind::Llama2c
+                                        ? llama2c_tokenizer(a, *src)
+                                        : hf_folder_tokenizer_metadata(a.model, *src);
   model::write_gguf(*src, extra, o, a.output);
   std::fprintf(stderr, "wrote %s (%zu adapter(s) merged)\n", a.output.c_str(), a.lora.size());
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "loom/core/dtype.h"
+#include "loom/model/export.h"
 
 namespace loom::cli {
 
@@ -29,5 +30,10 @@ std::string default_model_path();
 // The weight type of `loom convert --type` / `loom export --type` (f32, f16,
 // bf16, q8_0, q4_0); throws naming the accepted ones.
 DType parse_weight_type(const std::string& s);
+
+// The tokenizer.ggml.* keys for a GGUF written from a Hugging Face folder
+// whose tokenizer is byte-level BPE (tokenizer.json, or vocab.json +
+// merges.txt); empty for other inputs or a model that carries its own.
+model::MetadataList hf_folder_tokenizer_metadata(const std::string& input, const model::ModelSource& src);
 
 }  // namespace loom::cli
