@@ -80,6 +80,9 @@ void get_rows(Context& ctx, std::span<const Tensor> in, const Tensor& out);
 void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out);
 void rms_norm(Context& ctx, const graph::RmsNorm& p, std::span<const Tensor> in, const Tensor& out);
 void rope(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const Tensor& out);
+// The rotation of rope() for in = {x, positions[, frequency factors]}; transposed
+// (the angle negated) is the gradient of rope, d x = R^T d y.
+void rope_rotate(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const Tensor& out, bool transposed);
 void kv_store(Context& ctx, std::span<const Tensor> in, const Tensor& out);
 void attention(Context& ctx, const graph::Attention& p, std::span<const Tensor> in, const Tensor& out);
 void swiglu(Context& ctx, std::span<const Tensor> in, const Tensor& out);

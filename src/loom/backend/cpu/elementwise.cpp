@@ -65,6 +65,10 @@ void rms_norm(Context& ctx, const graph::RmsNorm& p, std::span<const Tensor> in,
 }
 
 void rope(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const Tensor& out) {
+  rope_rotate(ctx, p, in, out, /*transposed=*/false);
+}
+
+void rope_rotate(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const Tensor& out, bool transposed) {
   const Tensor &x = in[0], &pos = in[1];
   const Rows xr(x), orow(out);
   const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2), half = p.n_rot / 2;
@@ -82,7 +86,7 @@ void rope(Context& ctx, const graph::Rope& p, std::span<const Tensor> in, const 
       for (int64_t i = 0; i < half; ++i) {
         const double theta = position * freq[i];
         cs[2 * i] = float(std::cos(theta));
-        cs[2 * i + 1] = float(std::sin(theta));
+        cs[2 * i + 1] = transposed ? -float(std::sin(theta)) : float(std::sin(theta));
       }
       for (int64_t h = 0; h < H; ++h) {
         const float* xv = xr.as<const float>(t * H + h);

@@ -83,6 +83,27 @@ void sum_to(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
   });
 }
 
+namespace {
+
+// One query row's attention over its n keys from token s0 (KV head kvh):
+// e[j] = exp(scale * q.k_j - max), unnormalised; returns the max and the sum.
+struct SoftmaxRow {
+  float max, sum;
+};
+SoftmaxRow softmax_row(const simd::Kernels& kern, const float* qv, const Rows& kr, int64_t s0, int64_t n, int64_t Hkv,
+                       int64_t kvh, int64_t D, float scale, float* e) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    e[j] = kern.dot_f32(kr.as<const float>((s0 + j) * Hkv + kvh), qv, D) * scale;
+    mx = std::max(mx, e[j]);
+  }
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += (e[j] = std::exp(e[j] - mx));
+  return {mx, sum};
+}
+
+}  // namespace
+
 void causal_attention(Context& ctx, const graph::CausalAttention& p, std::span<const Tensor> in, const Tensor& out) {
   const Tensor &q = in[0], &k = in[1], &v = in[2];
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1), group = Hq / Hkv;
@@ -95,15 +116,7 @@ void causal_attention(Context& ctx, const graph::CausalAttention& p, std::span<c
     float* acc = score + L;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / Hq, h = i % Hq, kvh = h / group, s0 = t / L * L, n = t - s0 + 1;
-      const float* qv = qr.as<const float>(i);
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        score[j] = kern.dot_f32(kr.as<const float>((s0 + j) * Hkv + kvh), qv, D) * p.scale;
-        mx = std::max(mx, score[j]);
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (score[j] = std::exp(score[j] - mx));
-      const float inv = 1.0f / sum;
+      const float inv = 1.0f / softmax_row(kern, qr.as<const float>(i), kr, s0, n, Hkv, kvh, D, p.scale, score).sum;
       std::fill(acc, acc + D, 0.0f);
       for (int64_t j = 0; j < n; ++j) kern.axpy_f32(score[j] * inv, vr.as<const float>((s0 + j) * Hkv + kvh), acc, D);
       std::memcpy(o + i * D, acc, size_t(D) * 4);
@@ -135,16 +148,9 @@ void causal_attention_backward(Context& ctx, const graph::CausalAttentionBackwar
     float* dp = prob + L;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / Hq, h = i % Hq, kvh = h / group, s0 = t / L * L, n = t - s0 + 1;
-      const float* qv = qr.as<const float>(i);
       const float* g = gr.as<const float>(i);
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        prob[j] = kern.dot_f32(kr.as<const float>((s0 + j) * Hkv + kvh), qv, D) * p.scale;
-        mx = std::max(mx, prob[j]);
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (prob[j] = std::exp(prob[j] - mx));
-      const float inv = 1.0f / sum;
+      const SoftmaxRow row = softmax_row(kern, qr.as<const float>(i), kr, s0, n, Hkv, kvh, D, p.scale, prob);
+      const float inv = 1.0f / row.sum;
       float dl = 0;
       for (int64_t j = 0; j < n; ++j) {
         prob[j] *= inv;
@@ -155,7 +161,7 @@ void causal_attention_backward(Context& ctx, const graph::CausalAttentionBackwar
       std::fill(dqr, dqr + D, 0.0f);
       for (int64_t j = 0; j < n; ++j)
         kern.axpy_f32(p.scale * prob[j] * (dp[j] - dl), kr.as<const float>((s0 + j) * Hkv + kvh), dqr, D);
-      lse[i] = mx + std::log(sum);
+      lse[i] = row.max + std::log(row.sum);
       delta[i] = dl;
     }
   });
@@ -251,36 +257,7 @@ void rms_norm_backward(Context& ctx, const graph::RmsNormBackward& p, std::span<
 }
 
 void rope_backward(Context& ctx, const graph::RopeBackward& prm, std::span<const Tensor> in, const Tensor& out) {
-  const Tensor &dy = in[0], &pos = in[1];
-  const graph::Rope& p = prm.rope;
-  const Rows gr(dy), orow(out);
-  const int64_t T = dy.dim(0), H = dy.dim(1), D = dy.dim(2), half = p.n_rot / 2;
-  const bool adjacent = p.style == graph::RopeStyle::Adjacent;
-  auto* freq = reinterpret_cast<double*>(ctx.workspace(size_t(half) * sizeof(double)));
-  const float* factor = in.size() > 2 ? in[2].data_as<const float>() : nullptr;
-  for (int64_t i = 0; i < half; ++i)
-    freq[i] = std::pow(double(p.base), -2.0 * double(i) / double(p.n_rot)) / (factor ? double(factor[i]) : 1.0);
-  ctx.for_chunks(T, std::max<int64_t>(1, 64 / std::max<int64_t>(H, 1)), [&](int64_t t0, int64_t t1, int thread) {
-    float* cs = ctx.scratch(thread, size_t(2 * half));
-    for (int64_t t = t0; t < t1; ++t) {
-      const double position = double(i32_at(pos, t)) * double(p.freq_scale);
-      for (int64_t i = 0; i < half; ++i) {
-        cs[2 * i] = float(std::cos(position * freq[i]));
-        cs[2 * i + 1] = float(std::sin(position * freq[i]));
-      }
-      for (int64_t h = 0; h < H; ++h) {
-        const float* g = gr.as<const float>(t * H + h);
-        float* o = orow.as<float>(t * H + h);
-        std::memcpy(o + p.n_rot, g + p.n_rot, size_t(D - p.n_rot) * 4);
-        for (int64_t i = 0; i < half; ++i) {
-          const int64_t a = adjacent ? 2 * i : i, b = adjacent ? 2 * i + 1 : i + half;
-          const float g0 = g[a], g1 = g[b], c = cs[2 * i], s = cs[2 * i + 1];
-          o[a] = g0 * c + g1 * s;  // the forward rotation, transposed
-          o[b] = g1 * c - g0 * s;
-        }
-      }
-    }
-  });
+  rope_rotate(ctx, prm.rope, in, out, /*transposed=*/true);  // in = {dy, positions[, factors]}
 }
 
 void swiglu_backward(Context& ctx, const graph::SwiGluBackward& p, std::span<const Tensor> in, const Tensor& out) {
