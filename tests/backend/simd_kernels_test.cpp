@@ -205,7 +205,7 @@ TEST_P(SimdKernels, InterleavedQ4_0EqualsTheDotKernel) {
     const int64_t K = nb * 32;
     const auto wf = test::random_floats(size_t(m * K), 31, -1, 1);
     const auto w = quant::quantize_rows(DType::Q4_0, wf.data(), m, K);
-    std::vector<std::byte> packed(w.size());
+    std::vector<std::byte> packed(size_t(groups * packed_q4_0x16_group_bytes(nb)));
     pack_q4_0x16(reinterpret_cast<const BlockQ4_0*>(w.data()), groups, nb, packed.data());
     for (int64_t n : {1, 3, 9}) {
       std::vector<Quantized> xq;

@@ -65,9 +65,9 @@ class CpuBackend final : public HostBackend {
         continue;
       if (ctx_.packed(w)) continue;
       const int64_t groups = w.dim(0) / cpu::simd::kPackRows, nb = w.dim(1) / 32;
-      auto packed = allocate(w.nbytes());
+      const int64_t gstride = cpu::simd::packed_q4_0x16_group_bytes(nb);
+      auto packed = allocate(size_t(groups * gstride));
       const auto* src = reinterpret_cast<const BlockQ4_0*>(w.data());
-      const int64_t gstride = nb * cpu::simd::kPackGroupBytesPerBlock;
       ctx_.for_chunks(groups, 16, [&](int64_t g0, int64_t g1, int) {
         cpu::simd::pack_q4_0x16(src + g0 * cpu::simd::kPackRows * nb, g1 - g0, nb, packed->host_data() + g0 * gstride);
       });

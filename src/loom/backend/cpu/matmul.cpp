@@ -76,10 +76,13 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
     });
     if (packed) {
       // Interleaved layout: threads take groups of 16 weight rows.
-      const int64_t groups = N / simd::kPackRows, gstride = nb * simd::kPackGroupBytesPerBlock;
+      const int64_t groups = N / simd::kPackRows, gstride = simd::packed_q4_0x16_group_bytes(nb);
       const int64_t ggrain = std::max<int64_t>(1, grain / simd::kPackRows);
       if (R == 1) {
-        ctx.for_chunks(groups, ggrain, [&](int64_t g0, int64_t g1, int) {
+        // Decoding: one contiguous run of groups per thread, which the kernel
+        // prefetches ahead of itself along the way.
+        const int64_t per_thread = (groups + ctx.threads() - 1) / ctx.threads();
+        ctx.for_chunks(groups, per_thread, [&](int64_t g0, int64_t g1, int) {
           k.gemv_q4_0x16(packed + g0 * gstride, g1 - g0, nb, rows[0], y + g0 * simd::kPackRows);
         });
         return;

@@ -42,16 +42,21 @@ const Kernels& pick() {
 }  // namespace
 
 void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out) {
+  const int64_t gbytes = packed_q4_0x16_group_bytes(nb);
   for (int64_t g = 0; g < groups; ++g) {
     const BlockQ4_0* src = rows + g * kPackRows * nb;
-    std::byte* qs = out + g * nb * kPackGroupBytesPerBlock;
-    auto* d = reinterpret_cast<uint16_t*>(qs + nb * 256);
-    for (int64_t b = 0; b < nb; ++b, qs += 256, d += kPackRows)
+    std::byte* group = out + g * gbytes;
+    std::memset(group, 0, size_t(gbytes));
+    for (int64_t b = 0; b < nb; ++b) {
+      std::byte* pair = group + b / 2 * kPackPairBytes;
+      std::byte* qs = pair + b % 2 * 256;
+      auto* d = reinterpret_cast<uint16_t*>(pair + 512) + b % 2 * kPackRows;
       for (int r = 0; r < kPackRows; ++r) {
         const BlockQ4_0& blk = src[r * nb + b];
         d[r] = blk.d;
         for (int c = 0; c < 4; ++c) std::memcpy(qs + c * 64 + r * 4, blk.qs + 4 * c, 4);
       }
+    }
   }
 }
 

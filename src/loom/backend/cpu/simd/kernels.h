@@ -31,13 +31,17 @@ struct QRow {
 };
 
 // Q4_0 weights repacked 16 rows at a time, so that one vector lane holds one
-// weight row and a decode step needs no shuffles: a group of 16 rows of nb
-// blocks is nb x 256 bytes of nibbles, then nb x 16 f16 scales. Block b's
-// nibbles are 4 chunks of 64 bytes; chunk c holds bytes 4c .. 4c+3 of the qs
-// of rows 0..15 side by side (low nibbles: elements 4c..4c+3, high nibbles:
-// elements 16+4c .. 16+4c+3).
+// weight row and a decode step needs no shuffles. A group of 16 rows of nb
+// blocks is one contiguous stream of pairs of blocks, 576 bytes (9 cache
+// lines) each: the two blocks' nibbles (2 x 256 bytes), then their scales
+// (2 x 16 f16), so a thread reading a run of groups walks memory strictly
+// forward and can prefetch it by address. A block's nibbles are 4 chunks of
+// 64 bytes; chunk c holds bytes 4c .. 4c+3 of the qs of rows 0..15 side by
+// side (low nibbles: elements 4c..4c+3, high nibbles: elements 16+4c .. 16+4c+3).
+// With nb odd the last pair holds one block (the second block's bytes are unused).
 inline constexpr int kPackRows = 16;
-inline constexpr int64_t kPackGroupBytesPerBlock = 16 * int64_t(sizeof(BlockQ4_0));  // 288
+inline constexpr int64_t kPackPairBytes = 2 * 256 + 2 * 16 * 2;  // 576
+inline constexpr int64_t packed_q4_0x16_group_bytes(int64_t nb) { return (nb + 1) / 2 * kPackPairBytes; }
 void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out);
 
 struct Kernels {

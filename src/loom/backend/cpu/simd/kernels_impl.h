@@ -201,24 +201,47 @@ void axpy_f16(float a, const uint16_t* v, float* y, int64_t n) {
 constexpr int kSub = kPackRows / V::kLanes;  // vectors per group of 16 rows
 constexpr int kSubBytes = V::kLanes * 4;     // bytes of one vector in a 64-byte chunk
 
+// Decoding streams each weight once, and these kernels do enough arithmetic
+// per cache line that the hardware prefetchers alone keep too few misses in
+// flight (a 2-thread decode read weights at half the machine's read
+// bandwidth). So the kernels also ask for the line kPrefetchAhead bytes
+// further along their own stream, into L2, never past the end of the range
+// they were given (that belongs to another thread or to nothing).
+constexpr int64_t kPrefetchAhead = 32 * 1024;
+
+inline void prefetch_l2(const std::byte* p) { __builtin_prefetch(p, 0, 2); }
+
+// A block of an interleaved pair: nibbles at pair + 256 u, scales at pair + 512 + 32 u.
+inline const int8_t* pair_nibbles(const std::byte* pair, int64_t u) {
+  return reinterpret_cast<const int8_t*>(pair + 256 * u);
+}
+inline const uint16_t* pair_scales(const std::byte* pair, int64_t u) {
+  return reinterpret_cast<const uint16_t*>(pair + 512) + kPackRows * u;
+}
+
 void gemv_q4_0x16(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y) {
-  for (int64_t g = 0; g < groups; ++g, w += nb * kPackGroupBytesPerBlock, y += kPackRows) {
-    const auto* qs = reinterpret_cast<const int8_t*>(w);
-    const auto* d = reinterpret_cast<const uint16_t*>(w + nb * 256);
+  const std::byte* const end = w + groups * packed_q4_0x16_group_bytes(nb);
+  for (int64_t g = 0; g < groups; ++g, y += kPackRows) {
     typename V::F acc[kSub];
     for (auto& a : acc) a = V::zero();
-    for (int64_t b = 0; b < nb; ++b, qs += 256, d += kPackRows) {
-      const int8_t* xq = x.q + b * 32;
-      const auto dx = V::set1(x.d[b]);
-      const auto off = V::set1_i(x.ob[b]);
-      for (int s = 0; s < kSub; ++s) {
-        auto lo = off, hi = V::set1_i(0);
-        for (int c = 0; c < 4; ++c) {
-          const auto wb = V::load_s8(qs + c * 64 + s * kSubBytes);
-          lo = V::dot_u8s8_acc(lo, V::nib_lo(wb), V::bcast4(xq + 4 * c));
-          hi = V::dot_u8s8_acc(hi, V::nib_hi(wb), V::bcast4(xq + 16 + 4 * c));
+    for (int64_t b = 0; b < nb; b += 2, w += kPackPairBytes) {
+      if (end - w >= kPrefetchAhead + kPackPairBytes)
+        for (int64_t l = 0; l < kPackPairBytes; l += 64) prefetch_l2(w + kPrefetchAhead + l);
+      for (int64_t u = 0; u < 2 && b + u < nb; ++u) {
+        const int8_t* qs = pair_nibbles(w, u);
+        const uint16_t* d = pair_scales(w, u);
+        const int8_t* xq = x.q + (b + u) * 32;
+        const auto dx = V::set1(x.d[b + u]);
+        const auto off = V::set1_i(x.ob[b + u]);
+        for (int s = 0; s < kSub; ++s) {
+          auto lo = off, hi = V::set1_i(0);
+          for (int c = 0; c < 4; ++c) {
+            const auto wb = V::load_s8(qs + c * 64 + s * kSubBytes);
+            lo = V::dot_u8s8_acc(lo, V::nib_lo(wb), V::bcast4(xq + 4 * c));
+            hi = V::dot_u8s8_acc(hi, V::nib_hi(wb), V::bcast4(xq + 16 + 4 * c));
+          }
+          acc[s] = V::fma(V::to_f32(V::add_i(lo, hi)), V::mul(V::load_f16(d + s * V::kLanes), dx), acc[s]);
         }
-        acc[s] = V::fma(V::to_f32(V::add_i(lo, hi)), V::mul(V::load_f16(d + s * V::kLanes), dx), acc[s]);
       }
     }
     for (int s = 0; s < kSub; ++s) V::store(y + s * V::kLanes, acc[s]);
@@ -229,20 +252,19 @@ void gemv_q4_0x16(const std::byte* w, int64_t groups, int64_t nb, QRow x, float*
 // every activation row of the tile.
 template <int NR>
 void tile_q4_0x16(const std::byte* w, int64_t nb, const QRow* x, float* y, int64_t ldy) {
-  const auto* qs0 = reinterpret_cast<const int8_t*>(w);
-  const auto* d0 = reinterpret_cast<const uint16_t*>(w + nb * 256);
   for (int s = 0; s < kSub; ++s) {
     typename V::F acc[NR];
     for (auto& a : acc) a = V::zero();
     for (int64_t b = 0; b < nb; ++b) {
-      const int8_t* qs = qs0 + b * 256 + s * kSubBytes;
+      const std::byte* pair = w + b / 2 * kPackPairBytes;
+      const int8_t* qs = pair_nibbles(pair, b % 2) + s * kSubBytes;
       typename V::B lo[4], hi[4];
       for (int c = 0; c < 4; ++c) {
         const auto wb = V::load_s8(qs + c * 64);
         lo[c] = V::nib_lo(wb);
         hi[c] = V::nib_hi(wb);
       }
-      const auto dw = V::load_f16(d0 + b * kPackRows + s * V::kLanes);
+      const auto dw = V::load_f16(pair_scales(pair, b % 2) + s * V::kLanes);
       for (int j = 0; j < NR; ++j) {
         const int8_t* xq = x[j].q + b * 32;
         auto a0 = V::set1_i(x[j].ob[b]), a1 = V::set1_i(0);
@@ -270,7 +292,8 @@ void tiles_q4_0x16(const std::byte* w, const QRow* x, int64_t n, int64_t nb, flo
 
 void gemm_q4_0x16(const std::byte* w, int64_t groups, const QRow* x, int64_t n, int64_t nb, float* y, int64_t ldy) {
   constexpr int NR = V::kLanes >= 16 ? 8 : 4;  // registers: 8 unpacked operands + NR sums + temporaries
-  for (int64_t g = 0; g < groups; ++g, w += nb * kPackGroupBytesPerBlock, y += kPackRows)
+  const int64_t gbytes = packed_q4_0x16_group_bytes(nb);
+  for (int64_t g = 0; g < groups; ++g, w += gbytes, y += kPackRows)
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
       const int64_t nr = std::min<int64_t>(NR, n - j0);
       tiles_q4_0x16<NR>(w, x + j0, nr, nb, y + j0 * ldy, ldy);
