@@ -1,10 +1,14 @@
 // `loom bench --train`: the JSON it prints and the model-FLOP count it uses,
-// checked against a count done by hand for the `tiny` shape.
+// checked against a count done by hand for the `tiny` shape. `loom bench -m`:
+// the JSON keys issue 5 names, and limits that hold whatever the machine.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "support/run_loom.h"
+#include "support/test_data.h"
 
 namespace loom {
 namespace {
@@ -38,6 +42,26 @@ TEST(BenchTrainCli, UnknownShapeIsAClearError) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("unknown --train-shape 'gpt5'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("gpt2-small"), std::string::npos) << r.err;
+}
+
+// A quantized copy of the default model: its prompt speed is held to the int8
+// peak, and the process's memory to the file plus 100 MB (the bandwidth
+// pass's 1.5 GiB of arrays are not the model's and must not count).
+TEST(BenchCli, JsonReportsSpeedsAndLimitsPerThreadCount) {
+  const std::string model = std::string(LOOM_BINARY_DIR) + "/models/default.gguf";
+  const std::string q8 = test::scratch_dir("bench-cli") + "/default-q8_0.gguf";
+  const test::LoomRun q = test::run_loom({"quantize", model, q8, "--type", "q8_0"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const test::LoomRun r = test::run_loom({"bench", "-m", q8, "-p", "16", "-n", "4", "-r", "2", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  for (const char* key : {"pp_tps", "tg_tps", "tg_roofline", "pp_roofline", "bandwidth_gbs", "peak_gflops",
+                          "peak_int8_gops", "peak_rss_mb"})
+    EXPECT_GT(j.at(key).at("1").get<double>(), 0) << key;
+  // Prompt processing cannot beat the arithmetic peaks measured on the same cores.
+  EXPECT_LE(j.at("pp_roofline").at("1").get<double>(), 1.0);
+  const double file_mb = double(std::filesystem::file_size(q8)) / (1 << 20);
+  EXPECT_LE(j.at("peak_rss_mb").at("1").get<double>(), file_mb + 100);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // loom bench: prompt-processing and generation speed of a model on this
 // machine, with the machine's own limits measured in the same run: memory
-// bandwidth (generation reads every weight once per token) and peak FMA
-// throughput (prompt processing is arithmetic).
+// bandwidth (generation reads every weight once per token) and peak FMA and
+// int8-dot throughput (prompt processing is arithmetic: float FMAs for float
+// weights, int8 dot products for quantized ones).
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,7 +29,7 @@ namespace loom::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, synthetic, type = "q4_0", threads = "", backend = "cpu", kv_type = "f32";
+  std::string model, synthetic, type = "q4_0", threads = "", backend = "cpu", kv_type = "f16";
   int n_prompt = 128, n_gen = 64, repeats = 5;
   bool json = false;
   bool train = false;
@@ -53,6 +55,16 @@ double peak_rss_mb() {
   return double(u.ru_maxrss) / 1024.0;
 }
 
+// Resident memory now (0 where /proc is missing).
+double current_rss_mb() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
 std::vector<int> parse_threads(const std::string& s) {
   std::vector<int> out;
   std::stringstream ss(s);
@@ -75,6 +87,7 @@ std::vector<int> parse_threads(const std::string& s) {
 // the embedding table, which is only looked up) and FLOPs of a prompt token.
 struct Cost {
   double weight_bytes = 0, matmul_params = 0;
+  double int8_params = 0;  // of matmul_params, those in quantized matrices (int8 dot products)
 };
 
 Cost model_cost(const model::ModelSource& src) {
@@ -86,6 +99,7 @@ Cost model_cost(const model::ModelSource& src) {
     if (t.name == "token_embd.weight" && has_output) continue;
     c.weight_bytes += double(t.nbytes);
     c.matmul_params += double(t.shape.numel());
+    if (t.dtype && traits(*t.dtype).is_quantized) c.int8_params += double(t.shape.numel());
   }
   return c;
 }
@@ -93,7 +107,7 @@ Cost model_cost(const model::ModelSource& src) {
 struct Row {
   int threads;
   Stats pp, tg;
-  double bandwidth_gbs, peak_gflops, tg_roofline, pp_roofline, rss_mb;
+  double bandwidth_gbs, peak_gflops, peak_int8_gops, tg_roofline, pp_roofline, rss_mb;
 };
 
 void bench(const BenchArgs& a) {
@@ -126,6 +140,7 @@ void bench(const BenchArgs& a) {
 
   std::vector<Row> rows;
   std::string model_line;
+  Cost cost;
   for (int threads : thread_counts) {
     engine::SessionOptions so;
     so.model_path = path;
@@ -136,7 +151,7 @@ void bench(const BenchArgs& a) {
     so.batch_size = a.n_prompt;
     engine::Session s(so);
     const auto& cfg = s.model().config();
-    const Cost cost = model_cost(s.source());
+    cost = model_cost(s.source());
     model_line = fmt::format("{} ({}, {:.2f} B params in matrices, {:.2f} GiB read per token), backend {} ({} kernels)",
                              path, cfg.arch, cost.matmul_params / 1e9, cost.weight_bytes / double(1 << 30),
                              a.backend, backend::cpu::simd::kernels().name);
@@ -160,25 +175,41 @@ void bench(const BenchArgs& a) {
     };
     run_pp();  // warm-up: compiles the graphs, faults the weights in
     run_tg(4);
-    std::vector<double> pp, tg;
+    // KV cache read per generated token, at the average position of the run.
+    const double kv_bytes = 2.0 * double(cfg.n_layer * cfg.n_head_kv * cfg.head_dim) *
+                            double(traits(kv_type).block_bytes) * (a.n_gen / 2.0);
+    const double tg_bytes = cost.weight_bytes + kv_bytes;
+    // The machine's bandwidth is measured before every generation run (it
+    // drifts on a shared machine), and each run is held to the bandwidth
+    // measured next to it.
+    // Peak RSS: the process's high-water mark before the first bandwidth pass
+    // (whose arrays are not the model's), then the resident size after every
+    // run (the model's memory is allocated once and stays).
+    std::vector<double> pp, tg, bw, tg_fraction;
+    double rss_mb = 0;
     for (int r = 0; r < a.repeats; ++r) {  // interleaved, so drift hits both alike
       pp.push_back(run_pp());
+      rss_mb = std::max(rss_mb, rows.empty() && r == 0 ? peak_rss_mb() : current_rss_mb());
+      bw.push_back(backend::cpu::measure_bandwidth_gbs(threads, size_t(3) << 29, 2));
       tg.push_back(run_tg(a.n_gen));
+      rss_mb = std::max(rss_mb, current_rss_mb());
+      tg_fraction.push_back(tg.back() / (bw.back() * 1e9 / tg_bytes));
     }
     Row row;
     row.threads = threads;
     row.pp = stats(pp);
     row.tg = stats(tg);
-    row.rss_mb = peak_rss_mb();
-    // The limits, measured right after the speeds with the same threads.
-    row.bandwidth_gbs = backend::cpu::measure_bandwidth_gbs(threads);
+    row.rss_mb = rss_mb;
+    row.bandwidth_gbs = stats(bw).median;
+    row.tg_roofline = stats(tg_fraction).median;
+    // Arithmetic limits, measured right after the speeds with the same threads.
+    // A prompt token at peak takes (float FLOPs / FMA peak + int8 ops / int8 peak).
     row.peak_gflops = backend::cpu::measure_peak_gflops(threads);
-    // KV cache read per generated token, at the average position of the run.
-    const double kv_bytes = 2.0 * double(cfg.n_layer * cfg.n_head_kv * cfg.head_dim) *
-                            double(traits(kv_type).block_bytes) * (a.n_gen / 2.0);
-    row.tg_roofline = row.tg.median / (row.bandwidth_gbs * 1e9 / (cost.weight_bytes + kv_bytes));
+    row.peak_int8_gops = backend::cpu::measure_peak_int8_gops(threads);
     const double attn_flops = 4.0 * double(cfg.n_layer * cfg.n_head * cfg.head_dim) * (a.n_prompt / 2.0);
-    row.pp_roofline = row.pp.median * (2.0 * cost.matmul_params + attn_flops) / (row.peak_gflops * 1e9);
+    const double seconds_at_peak = (2.0 * (cost.matmul_params - cost.int8_params) + attn_flops) / (row.peak_gflops * 1e9) +
+                                   2.0 * cost.int8_params / (row.peak_int8_gops * 1e9);
+    row.pp_roofline = row.pp.median * seconds_at_peak;
     rows.push_back(row);
   }
 
@@ -201,6 +232,7 @@ void bench(const BenchArgs& a) {
       j["pp_roofline"][t] = r.pp_roofline;
       j["bandwidth_gbs"][t] = r.bandwidth_gbs;
       j["peak_gflops"][t] = r.peak_gflops;
+      j["peak_int8_gops"][t] = r.peak_int8_gops;
       j["peak_rss_mb"][t] = r.rss_mb;
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -209,10 +241,12 @@ void bench(const BenchArgs& a) {
   std::string out = fmt::format("model: {}\n", model_line);
   out += fmt::format("{:>7}  {:>6}  {:>10} {:>10} {:>10}  {}\n", "threads", "test", "tok/s", "min", "max", "roofline");
   for (const Row& r : rows) {
-    out += fmt::format("{:>7}  {:>6}  {:>10.2f} {:>10.2f} {:>10.2f}  {:5.1f}% of peak {:.1f} GFLOP/s\n", r.threads,
-                       fmt::format("pp{}", a.n_prompt), r.pp.median, r.pp.min, r.pp.max, 100 * r.pp_roofline,
-                       r.peak_gflops);
-    out += fmt::format("{:>7}  {:>6}  {:>10.2f} {:>10.2f} {:>10.2f}  {:5.1f}% of {:.1f} GB/s bandwidth\n", r.threads,
+    const std::string peak = cost.int8_params > 0 ? fmt::format("{:.0f} GFLOP/s f32, {:.0f} GOP/s int8", r.peak_gflops,
+                                                                r.peak_int8_gops)
+                                                  : fmt::format("{:.1f} GFLOP/s", r.peak_gflops);
+    out += fmt::format("{:>7}  {:>6}  {:>10.2f} {:>10.2f} {:>10.2f}  {:5.1f}% of peak {}\n", r.threads,
+                       fmt::format("pp{}", a.n_prompt), r.pp.median, r.pp.min, r.pp.max, 100 * r.pp_roofline, peak);
+    out += fmt::format("{:>7}  {:>6}  {:>10.2f} {:>10.2f} {:>10.2f}  {:5.1f}% of {:.1f} GB/s bandwidth (median)\n", r.threads,
                        fmt::format("tg{}", a.n_gen), r.tg.median, r.tg.min, r.tg.max, 100 * r.tg_roofline,
                        r.bandwidth_gbs);
   }

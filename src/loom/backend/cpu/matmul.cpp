@@ -7,6 +7,7 @@
 // a 4 x 4 block of sums in registers, over blocks of kTokenBlock rows of x
 // small enough to stay in L2 while every weight row passes by. Threads split
 // the weight rows (output columns).
+#include <algorithm>
 #include <cstring>
 
 #include "loom/backend/cpu/cpu_context.h"
@@ -106,8 +107,7 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
     };
     if (R == 1) {
       ctx.for_chunks(N, grain, [&](int64_t n0, int64_t n1, int) {
-        for (int64_t n = n0; n < n1; ++n)
-          for (int64_t r = 0; r < R; ++r) y[r * N + n] = dot(wbase + n * wstride, rows[r]);
+        for (int64_t n = n0; n < n1; ++n) y[n] = dot(wbase + n * wstride, rows[0]);
       });
       return;
     }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "loom/backend/cpu/simd/kernels.h"
 #include "loom/core/thread_pool.h"
@@ -42,21 +43,25 @@ double measure_bandwidth_gbs(int threads, size_t bytes, int repeats) {
   return best;
 }
 
-double measure_peak_gflops(int threads) {
-  const simd::Kernels& k = simd::kernels();
+namespace {
+double measure_peak(int threads, double (*kernel)(int64_t)) {
   ThreadPool pool(threads);
   const int64_t iterations = 4'000'000;
   double best = 0;
   for (int r = 0; r < 3; ++r) {
-    double flops = 0;
+    double ops = 0;
     const double t0 = now();
     std::vector<double> done(static_cast<size_t>(threads));
-    pool.parallel_chunks(threads, [&](int64_t part, int) { done[size_t(part)] = k.fma_peak(iterations); });
+    pool.parallel_chunks(threads, [&](int64_t part, int) { done[size_t(part)] = kernel(iterations); });
     const double dt = now() - t0;
-    for (double d : done) flops += d;
-    best = std::max(best, flops / dt / 1e9);
+    for (double d : done) ops += d;
+    best = std::max(best, ops / dt / 1e9);
   }
   return best;
 }
+}  // namespace
+
+double measure_peak_gflops(int threads) { return measure_peak(threads, simd::kernels().fma_peak); }
+double measure_peak_int8_gops(int threads) { return measure_peak(threads, simd::kernels().dot8_peak); }
 
 }  // namespace loom::backend::cpu

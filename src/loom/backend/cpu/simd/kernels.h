@@ -40,6 +40,16 @@ struct QRow {
 // side (low nibbles: elements 4c..4c+3, high nibbles: elements 16+4c .. 16+4c+3).
 // With nb odd the last pair holds one block (the second block's bytes are unused).
 inline constexpr int kPackRows = 16;
+
+// Decoding streams every weight once, and the interleaved Q4_0 kernel does
+// enough arithmetic per cache line that the hardware prefetchers alone keep
+// too few misses in flight (it read weights at half the machine's read
+// bandwidth with 2 threads). So decode gives each thread one contiguous run
+// of groups, and the kernel asks for the line this many bytes further along
+// it, into L2. (The plain-row dot kernels of Q8_0 and F16 do less work per
+// line and reach ~90% of the bandwidth without it; measured, prefetching
+// them was slower.)
+inline constexpr int64_t kPrefetchAhead = 32 * 1024;
 inline constexpr int64_t kPackPairBytes = 2 * 256 + 2 * 16 * 2;  // 576
 inline constexpr int64_t packed_q4_0x16_group_bytes(int64_t nb) { return (nb + 1) / 2 * kPackPairBytes; }
 void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out);
@@ -60,6 +70,9 @@ struct Kernels {
   // Runs `iterations` rounds of independent FMA chains; returns the FLOPs done
   // (for measuring the machine's peak arithmetic rate).
   double (*fma_peak)(int64_t iterations);
+  // The same for int8 dot products (the arithmetic of the quantized matmuls):
+  // returns the integer operations done, 2 per byte multiply-add.
+  double (*dot8_peak)(int64_t iterations);
   // Tiled products of m weight rows (row stride wstride bytes) with n rows of
   // x: y[j * ldy + i] = dot(weight row i, x row j). Quantized weights take
   // quantized rows of x (nb blocks each), float weights float rows (k elements).

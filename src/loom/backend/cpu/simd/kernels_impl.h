@@ -201,14 +201,8 @@ void axpy_f16(float a, const uint16_t* v, float* y, int64_t n) {
 constexpr int kSub = kPackRows / V::kLanes;  // vectors per group of 16 rows
 constexpr int kSubBytes = V::kLanes * 4;     // bytes of one vector in a 64-byte chunk
 
-// Decoding streams each weight once, and these kernels do enough arithmetic
-// per cache line that the hardware prefetchers alone keep too few misses in
-// flight (a 2-thread decode read weights at half the machine's read
-// bandwidth). So the kernels also ask for the line kPrefetchAhead bytes
-// further along their own stream, into L2, never past the end of the range
-// they were given (that belongs to another thread or to nothing).
-constexpr int64_t kPrefetchAhead = 32 * 1024;
-
+// The kernel prefetches its own stream kPrefetchAhead bytes ahead (kernels.h),
+// never past the end of the range it was given.
 inline void prefetch_l2(const std::byte* p) { __builtin_prefetch(p, 0, 2); }
 
 // A block of an interleaved pair: nibbles at pair + 256 u, scales at pair + 512 + 32 u.
@@ -607,12 +601,29 @@ double fma_peak(int64_t iterations) {
   return double(iterations) * kChains * V::kLanes * 2;
 }
 
+double dot8_peak(int64_t iterations) {
+  constexpr int kChains = 12;
+  typename V::I acc[kChains];
+  for (auto& a : acc) a = V::set1_i(0);
+  int8_t bytes[8] = {1, 2, 3, 4, -1, -2, -3, -4};
+  volatile int8_t first = 1;  // operands the compiler cannot fold
+  bytes[0] = first;
+  const auto u = V::bcast4(bytes), s = V::bcast4(bytes + 4);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int c = 0; c < kChains; ++c) acc[c] = V::dot_u8s8_acc(acc[c], u, s);
+  typename V::I sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = V::add_i(sum, acc[c]);
+  volatile float sink = V::reduce(V::to_f32(sum));  // keeps the loop from being optimised away
+  (void)sink;
+  return double(iterations) * kChains * double(sizeof(typename V::B)) * 2;
+}
+
 }  // namespace LOOM_ISA_NS
 
 extern const Kernels LOOM_TABLE = {
     LOOM_ISA_NS::V::kName,           LOOM_ISA_NS::quantize_row, LOOM_ISA_NS::dot_q4_0, LOOM_ISA_NS::dot_q8_0,
     LOOM_ISA_NS::dot_f16, LOOM_ISA_NS::dot_bf16,   LOOM_ISA_NS::dot_f32,  LOOM_ISA_NS::axpy_f16,
-    LOOM_ISA_NS::axpy_f32, LOOM_ISA_NS::fma_peak, LOOM_ISA_NS::gemm_q4_0, LOOM_ISA_NS::gemm_q8_0,
+    LOOM_ISA_NS::axpy_f32, LOOM_ISA_NS::fma_peak, LOOM_ISA_NS::dot8_peak, LOOM_ISA_NS::gemm_q4_0, LOOM_ISA_NS::gemm_q8_0,
     LOOM_ISA_NS::gemm_f32, LOOM_ISA_NS::gemm_f16, LOOM_ISA_NS::gemm_bf16, LOOM_ISA_NS::dot_q4_k,
     LOOM_ISA_NS::dot_q6_k, LOOM_ISA_NS::gemm_q4_k, LOOM_ISA_NS::gemm_q6_k, LOOM_ISA_NS::gemv_q4_0x16,
     LOOM_ISA_NS::gemm_q4_0x16,
