@@ -226,7 +226,7 @@ TEST_P(SimdKernels, InterleavedQ4_0EqualsTheDotKernel) {
       }
       std::vector<float> y(static_cast<size_t>(n * m), -1.0f);
       if (n == 1)
-        k.gemv_q4_0x16(packed.data(), groups, nb, rows[0], y.data());
+        k.gemv_q4_0x16(packed.data(), groups, nb, rows[0], y.data(), packed.data() + packed.size());
       else
         k.gemm_q4_0x16(packed.data(), groups, rows.data(), n, nb, y.data(), m);
       for (int64_t i = 0; i < m; ++i)

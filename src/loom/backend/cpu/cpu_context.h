@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -17,7 +18,7 @@ namespace loom::backend::cpu {
 
 class Context {
  public:
-  explicit Context(int threads) : pool_(threads), scratch_(size_t(threads)) {}
+  explicit Context(int threads) : pool_(threads), scratch_(size_t(threads)), runs_(new Run[size_t(threads)]) {}
 
   ThreadPool& pool() { return pool_; }
   int threads() const { return pool_.size(); }
@@ -68,11 +69,58 @@ class Context {
     });
   }
 
+  // Calls fn(begin, end, run_end, thread) over [0, n) cut into one contiguous
+  // run per thread, each walked forward by its owner in pieces of `grain`
+  // items, so a thread's reads form one stream a kernel can prefetch along
+  // (up to run_end, the end of the run as its owner knows it). A thread done
+  // with its run takes pieces of `steal_grain` from the far end of the
+  // others': threads of a shared machine do not run at the same speed (in
+  // decoding the faster one waited for the other 8% of the time).
+  template <typename F>
+  void for_runs(int64_t n, int64_t grain, int64_t steal_grain, F&& fn) {
+    const int parts = threads();
+    bool idle = false;
+    if (n <= grain || parts == 1 || n >= (int64_t(1) << 31) || !runs_busy_.compare_exchange_strong(idle, true)) {
+      if (n > 0) fn(int64_t(0), n, n, 0);  // small, or called from inside another for_runs
+      return;
+    }
+    const int64_t per = (n + parts - 1) / parts;
+    for (int p = 0; p < parts; ++p)
+      runs_[size_t(p)].front_back.store(pack(std::min(n, p * per), std::min(n, (p + 1) * per)), std::memory_order_relaxed);
+    pool_.parallel_chunks(parts, [&](int64_t p, int thread) {
+      const int64_t own_end = std::min(n, (p + 1) * per);
+      int64_t a = 0, b = 0;
+      while (take(runs_[size_t(p)], grain, /*from_front=*/true, a, b)) fn(a, b, own_end, thread);
+      for (int k = 1; k < parts; ++k)
+        while (take(runs_[size_t((p + k) % parts)], steal_grain, /*from_front=*/false, a, b)) fn(a, b, b, thread);
+    });
+    runs_busy_.store(false, std::memory_order_release);
+  }
+
  private:
+  // What is left of a run: front << 32 | back, claimed with compare-exchange.
+  struct alignas(64) Run {
+    std::atomic<uint64_t> front_back{0};
+  };
+  static uint64_t pack(int64_t front, int64_t back) { return uint64_t(front) << 32 | uint64_t(back); }
+  static bool take(Run& r, int64_t count, bool from_front, int64_t& a, int64_t& b) {
+    uint64_t v = r.front_back.load(std::memory_order_relaxed);
+    for (;;) {
+      const auto f = int64_t(v >> 32), e = int64_t(v & 0xffffffffu);
+      if (f >= e) return false;
+      a = from_front ? f : std::max(f, e - count);
+      b = from_front ? std::min(e, f + count) : e;
+      if (r.front_back.compare_exchange_weak(v, from_front ? pack(b, e) : pack(f, a), std::memory_order_relaxed))
+        return true;
+    }
+  }
+
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;
   std::vector<std::byte> workspace_;
   std::unordered_map<const std::byte*, Packed> packed_;
+  std::unique_ptr<Run[]> runs_;
+  std::atomic<bool> runs_busy_{false};
 };
 
 // Kernels (one file per family).

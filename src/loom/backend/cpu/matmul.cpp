@@ -81,10 +81,12 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
       const int64_t ggrain = std::max<int64_t>(1, grain / simd::kPackRows);
       if (R == 1) {
         // Decoding: one contiguous run of groups per thread, which the kernel
-        // prefetches ahead of itself along the way.
-        const int64_t per_thread = (groups + ctx.threads() - 1) / ctx.threads();
-        ctx.for_chunks(groups, per_thread, [&](int64_t g0, int64_t g1, int) {
-          k.gemv_q4_0x16(packed + g0 * gstride, g1 - g0, nb, rows[0], y + g0 * simd::kPackRows);
+        // prefetches ahead of itself along the way (pieces of ~64 KB; stolen
+        // pieces of one group).
+        const int64_t piece = std::max<int64_t>(1, 65536 / gstride);
+        ctx.for_runs(groups, piece, 1, [&](int64_t g0, int64_t g1, int64_t run_end, int) {
+          k.gemv_q4_0x16(packed + g0 * gstride, g1 - g0, nb, rows[0], y + g0 * simd::kPackRows,
+                         packed + run_end * gstride);
         });
         return;
       }

@@ -96,7 +96,8 @@ struct Kernels {
                     int64_t ldy);
   // Interleaved Q4_0 (pack_q4_0x16): `groups` groups of 16 rows. gemv:
   // y[16 g + i] = dot(row 16 g + i, x); gemm: y[j * ldy + 16 g + i] for n rows of x.
-  void (*gemv_q4_0x16)(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y);
+  // gemv prefetches its stream up to prefetch_end (>= the end of its groups).
+  void (*gemv_q4_0x16)(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y, const std::byte* prefetch_end);
   void (*gemm_q4_0x16)(const std::byte* w, int64_t groups, const QRow* x, int64_t n, int64_t nb, float* y,
                        int64_t ldy);
 };

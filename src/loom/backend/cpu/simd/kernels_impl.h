@@ -202,7 +202,8 @@ constexpr int kSub = kPackRows / V::kLanes;  // vectors per group of 16 rows
 constexpr int kSubBytes = V::kLanes * 4;     // bytes of one vector in a 64-byte chunk
 
 // The kernel prefetches its own stream kPrefetchAhead bytes ahead (kernels.h),
-// never past the end of the range it was given.
+// never past `end`: the end of its caller's run (what follows belongs to
+// another thread or to nothing).
 inline void prefetch_l2(const std::byte* p) { __builtin_prefetch(p, 0, 2); }
 
 // A block of an interleaved pair: nibbles at pair + 256 u, scales at pair + 512 + 32 u.
@@ -213,8 +214,7 @@ inline const uint16_t* pair_scales(const std::byte* pair, int64_t u) {
   return reinterpret_cast<const uint16_t*>(pair + 512) + kPackRows * u;
 }
 
-void gemv_q4_0x16(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y) {
-  const std::byte* const end = w + groups * packed_q4_0x16_group_bytes(nb);
+void gemv_q4_0x16(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y, const std::byte* end) {
   for (int64_t g = 0; g < groups; ++g, y += kPackRows) {
     typename V::F acc[kSub];
     for (auto& a : acc) a = V::zero();
@@ -421,23 +421,22 @@ void tile_float(const std::byte* w, int64_t wstride, const float* const* x, int6
   }
 }
 
-// Maps a runtime (mr, nr) to the template instance; MR, NR are the maxima.
-template <typename F>
-void by_size(int mr, int nr, F&& f) {
-  auto with_nr = [&](auto m) {
-    switch (nr) {
-      case 1: f(m, std::integral_constant<int, 1>{}); break;
-      case 2: f(m, std::integral_constant<int, 2>{}); break;
-      case 3: f(m, std::integral_constant<int, 3>{}); break;
-      default: f(m, std::integral_constant<int, 4>{}); break;
+// Calls f(std::integral_constant<int, n>) for a runtime n in 1..N.
+template <int N, typename F>
+void by_count(int n, F&& f) {
+  if constexpr (N > 1) {
+    if (n < N) {
+      by_count<N - 1>(n, f);
+      return;
     }
-  };
-  switch (mr) {
-    case 1: with_nr(std::integral_constant<int, 1>{}); break;
-    case 2: with_nr(std::integral_constant<int, 2>{}); break;
-    case 3: with_nr(std::integral_constant<int, 3>{}); break;
-    default: with_nr(std::integral_constant<int, 4>{}); break;
   }
+  f(std::integral_constant<int, N>{});
+}
+
+// Maps a runtime (mr, nr) to the template instance; MR, NR are the maxima.
+template <int MR = kMR, int NR = kNR, typename F>
+void by_size(int mr, int nr, F&& f) {
+  by_count<MR>(mr, [&](auto m) { by_count<NR>(nr, [&](auto n) { f(m, n); }); });
 }
 
 void gemm_q4_0(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, int64_t n, int64_t nb, float* y,
@@ -559,15 +558,20 @@ void gemm_q6_k(const std::byte* w, int64_t wstride, int64_t m, const QRow* x, in
       });
 }
 
+// With 32 vector registers (AVX-512), 4 weight rows x 6 activation rows:
+// 24 sums, 4 weights and an activation in registers, 24 FMAs per 10 loads.
+constexpr int kFloatNR = V::kLanes == 16 ? 6 : kNR;
+
 template <typename Load>
 void gemm_float(const std::byte* w, int64_t wstride, int64_t m, const float* const* x, int64_t n, int64_t k, float* y,
                 int64_t ldy) {
   for (int64_t i0 = 0; i0 < m; i0 += kMR)
-    for (int64_t j0 = 0; j0 < n; j0 += kNR)
-      by_size(int(std::min<int64_t>(kMR, m - i0)), int(std::min<int64_t>(kNR, n - j0)), [&](auto mr, auto nr) {
-        tile_float<decltype(mr)::value, decltype(nr)::value, Load>(w + i0 * wstride, wstride, x + j0, k,
-                                                                   y + j0 * ldy + i0, ldy);
-      });
+    for (int64_t j0 = 0; j0 < n; j0 += kFloatNR)
+      by_size<kMR, kFloatNR>(int(std::min<int64_t>(kMR, m - i0)), int(std::min<int64_t>(kFloatNR, n - j0)),
+                             [&](auto mr, auto nr) {
+                               tile_float<decltype(mr)::value, decltype(nr)::value, Load>(
+                                   w + i0 * wstride, wstride, x + j0, k, y + j0 * ldy + i0, ldy);
+                             });
 }
 
 void gemm_f32(const std::byte* w, int64_t wstride, int64_t m, const float* const* x, int64_t n, int64_t k, float* y,
