@@ -2,10 +2,12 @@
 //   GEMV   one activation row against a weight matrix (decoding); reported as
 //          bytes of weights per second, to compare with memory bandwidth
 //   GEMM   64 activation rows (prompt processing); reported as FLOP/s
-//   quantize_row, attention-style dot/axpy over F16 rows
+//   quantize_row, attention-style dot/axpy over F16 rows, and the decode
+//   attention kernels over a paged cache (attention_decode)
 // Run: build/bin/microbench_kernels [--benchmark_filter=gemv] [--benchmark_min_time=0.5]
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -139,6 +141,43 @@ void attention_f16(benchmark::State& st, const Kernels* k) {
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(kv.size()) * 2);
 }
 
+// Decode attention of one token with TinyLlama's shape (32 query heads in 4
+// groups of 8, head dim 64) over n cached keys in a paged cache of 16-slot
+// blocks in scrambled order: one attend call per KV head. Reported as bytes
+// of keys and values read.
+void attention_decode(benchmark::State& st, const Kernels* k, DType t) {
+  using loom::backend::cpu::simd::AttendArgs;
+  const int64_t Hkv = 4, g = 8, D = 64, bs = 16, n = st.range(0), blocks = (n + bs - 1) / bs;
+  const size_t esize = t == DType::F16 ? 2 : 4, slot_bytes = size_t(Hkv * D) * esize;
+  std::vector<std::byte> kc(size_t(blocks * bs) * slot_bytes), vc(kc.size());
+  const auto f = random(kc.size() / esize, 6);
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (t == DType::F16) {
+      const uint16_t h = loom::f32_to_f16(f[i]);
+      std::memcpy(kc.data() + 2 * i, &h, 2);
+      std::memcpy(vc.data() + 2 * i, &h, 2);
+    } else {
+      std::memcpy(kc.data() + 4 * i, &f[i], 4);
+      std::memcpy(vc.data() + 4 * i, &f[i], 4);
+    }
+  }
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
+  for (int64_t b = 0; b < blocks; ++b) table[size_t(b)] = int32_t((b * 7) % blocks);  // 7 is prime to most counts
+  const auto q = random(size_t(Hkv * g * D), 7);
+  std::vector<float> o(q.size()), ml(size_t(2 * Hkv * g));
+  std::vector<float> scratch(size_t(loom::backend::cpu::simd::attend_scratch_floats(g, D)));
+  const auto attend = t == DType::F16 ? k->attend_f16 : k->attend_f32;
+  for (auto _ : st) {
+    for (int64_t h = 0; h < Hkv; ++h) {
+      const AttendArgs a{kc.data() + size_t(h * D) * esize, vc.data() + size_t(h * D) * esize, int64_t(slot_bytes),
+                         table.data(), bs, q.data() + h * g * D, g, D, 0.125f, 0, n};
+      attend(a, ml.data() + h * g, ml.data() + Hkv * g + h * g, o.data() + h * g * D, scratch.data());
+    }
+    benchmark::DoNotOptimize(o.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * n * int64_t(slot_bytes) * 2);
+}
+
 const int registered = [] {
   for (const Kernels* k : loom::backend::cpu::simd::available_kernels()) {
     const std::string isa = k->name;
@@ -148,6 +187,12 @@ const int registered = [] {
       benchmark::RegisterBenchmark(("gemm/" + isa + "/" + std::string(loom::name(t))).c_str(), gemm, k, t);
     benchmark::RegisterBenchmark(("quantize_row/" + isa).c_str(), quantize, k);
     benchmark::RegisterBenchmark(("attention_f16/" + isa).c_str(), attention_f16, k);
+    for (DType t : {DType::F32, DType::F16})
+      benchmark::RegisterBenchmark(("attention_decode/" + isa + "/" + std::string(loom::name(t))).c_str(),
+                                   attention_decode, k, t)
+          ->Arg(128)
+          ->Arg(1024)
+          ->Arg(4096);
   }
   return 0;
 }();

@@ -260,6 +260,53 @@ GraphCase attention_case(DType cache_type) {
 TEST_P(Conformance, PagedAttentionF32Cache) { expect_matches_reference(attention_case(DType::F32), 1e-5, 1e-4); }
 TEST_P(Conformance, PagedAttentionF16Cache) { expect_matches_reference(attention_case(DType::F16), 1e-5, 1e-4); }
 
+// Grouped-query attention at a long context: 3 KV heads (odd) shared by
+// groups of 4 query heads, head size 64, 700 cached keys over 44 blocks of a
+// scrambled table. Decoding one token (its keys split across threads), and
+// two sequences at once, one of them at its first token (fewer keys than
+// the ranges a split would make).
+GraphCase gqa_case(DType cache_type, std::vector<int32_t> pos, std::vector<int32_t> seq) {
+  const int64_t Hq = 12, Hkv = 3, D = 64, bs = 16, blocks = 96, S = blocks * bs, T = int64_t(pos.size());
+  GraphCase c;
+  const auto cache_init = [&](uint32_t seed) {
+    const auto f = random_floats(size_t(S * Hkv * D), seed);
+    return HostTensor{cache_type, {S, Hkv, D}, quant::quantize_rows(cache_type, f.data(), S * Hkv, D)};
+  };
+  c.constants = {cache_init(31), cache_init(32)};
+  std::vector<int32_t> table(2 * 48), slots;
+  for (int64_t b = 0; b < 48; ++b) {
+    table[size_t(b)] = int32_t((b * 29 + 3) % 48);                 // sequence 0: blocks 0..47, scrambled
+    table[size_t(48 + b)] = int32_t(48 + (b * 11 + 7) % 48);       // sequence 1: blocks 48..95
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t p = pos[size_t(t)];
+    slots.push_back(table[size_t(seq[size_t(t)] * 48 + p / bs)] * int32_t(bs) + p % int32_t(bs));
+  }
+  c.inputs = {
+      test::host_f32({T, Hq, D}, random_floats(size_t(T * Hq * D), 33, -2, 2)),
+      test::host_f32({T, Hkv, D}, random_floats(size_t(T * Hkv * D), 34)),
+      test::host_f32({T, Hkv, D}, random_floats(size_t(T * Hkv * D), 35)),
+      test::host_i32({T}, pos),
+      test::host_i32({T}, seq),
+      test::host_i32({2, 48}, table),
+      test::host_i32({T}, slots),
+  };
+  c.build = [](Graph&, auto& k, auto& in) {
+    Value kc = graph::kv_store(k[0], in[1], in[6]);
+    Value vc = graph::kv_store(k[1], in[2], in[6]);
+    return graph::attention(in[0], kc, vc, in[3], in[4], in[5], graph::Attention{0.125f, 16});
+  };
+  return c;
+}
+
+TEST_P(Conformance, GroupedQueryAttentionLongContext) {
+  for (DType t : {DType::F32, DType::F16}) {
+    SCOPED_TRACE(name(t));
+    expect_matches_reference(gqa_case(t, {699}, {0}), 1e-5, 1e-4);
+    expect_matches_reference(gqa_case(t, {0, 699}, {1, 0}), 1e-5, 1e-4);
+  }
+}
+
 TEST_P(Conformance, BadIndicesAreErrorsNotCrashes) {
   auto be = backend::create(GetParam());
   GraphCase c;

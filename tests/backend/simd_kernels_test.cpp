@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "backend/backend_harness.h"
 #include "loom/backend/cpu/simd/kernels.h"
@@ -236,6 +237,106 @@ TEST_P(SimdKernels, InterleavedQ4_0EqualsTheDotKernel) {
           EXPECT_NEAR(y[size_t(j * m + i)], want, 1e-5 * (1 + std::fabs(want)) * std::sqrt(double(K)))
               << "nb " << nb << " n " << n << " (" << i << "," << j << ")";
         }
+    }
+  }
+}
+
+// The vectorised e^x against float64 exp: within 2e-7 relative wherever the
+// result is a normal float (2 ulp at most), within the rounding of the
+// smallest denormal below that, exactly 0 far below, exactly 1 at 0.
+TEST_P(SimdKernels, ExpEqualsFloat64Exp) {
+  const Kernels& k = *GetParam();
+  std::vector<float> x;
+  for (int i = 0; i <= 2000000; ++i) x.push_back(-88.0f + 88.0f * float(i) / 2000000);  // [-88, 0]
+  for (int i = 0; i <= 200000; ++i) x.push_back(88.0f * float(i) / 200000);             // [0, 88]
+  const auto r = test::random_floats(100003, 9, -104, 88);  // an odd count: the tail of a vector too
+  x.insert(x.end(), r.begin(), r.end());
+  for (float v : {-0.0f, 1e-8f, -1e-8f, -87.33655f, -87.5f, -103.0f}) x.push_back(v);
+  std::vector<float> y(x.size());
+  k.exp_f32(x.data(), y.data(), int64_t(x.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    if (want >= 0x1p-126) {
+      worst = std::max(worst, std::fabs(y[i] - want) / want);
+    } else {
+      ASSERT_LE(std::fabs(y[i] - want), 0x1p-149) << "x = " << x[i];
+    }
+  }
+  EXPECT_LT(worst, 2e-7);
+  const std::vector<float> edge = {0.0f, -105.0f, -1000.0f, -INFINITY};
+  std::vector<float> ye(edge.size());
+  k.exp_f32(edge.data(), ye.data(), int64_t(edge.size()));
+  EXPECT_EQ(ye[0], 1.0f);
+  EXPECT_EQ(ye[1], 0.0f);
+  EXPECT_EQ(ye[2], 0.0f);
+  EXPECT_EQ(ye[3], 0.0f);
+}
+
+// The attend kernels against a float64 softmax over the same (F16-rounded)
+// keys and values: groups of 1, 3 and 8 heads, head sizes that are and are
+// not whole vectors, key ranges that start mid-block and cross many blocks.
+TEST_P(SimdKernels, AttendEqualsFloat64Softmax) {
+  const Kernels& k = *GetParam();
+  const int64_t Hkv = 3, bs = 16, blocks = 50;
+  for (DType t : {DType::F32, DType::F16}) {
+    for (int64_t D : {64, 128, 20}) {
+      for (int64_t g : {1, 3, 8}) {
+        const int64_t slots = blocks * bs, esize = t == DType::F16 ? 2 : 4;
+        const auto kf = test::random_floats(size_t(slots * Hkv * D), 51, -1, 1);
+        const auto vf = test::random_floats(size_t(slots * Hkv * D), 52, -1, 1);
+        std::vector<std::byte> kc(kf.size() * size_t(esize)), vc(kc.size());
+        std::vector<double> kd(kf.size()), vd(vf.size());  // the values the kernel sees
+        for (size_t i = 0; i < kf.size(); ++i) {
+          if (t == DType::F16) {
+            const uint16_t hk = f32_to_f16(kf[i]), hv = f32_to_f16(vf[i]);
+            std::memcpy(kc.data() + 2 * i, &hk, 2);
+            std::memcpy(vc.data() + 2 * i, &hv, 2);
+            kd[i] = f16_to_f32(hk);
+            vd[i] = f16_to_f32(hv);
+          } else {
+            std::memcpy(kc.data() + 4 * i, &kf[i], 4);
+            std::memcpy(vc.data() + 4 * i, &vf[i], 4);
+            kd[i] = kf[i];
+            vd[i] = vf[i];
+          }
+        }
+        std::vector<int32_t> table(static_cast<size_t>(blocks));
+        for (int64_t b = 0; b < blocks; ++b) table[size_t(b)] = int32_t((b * 17 + 5) % blocks);
+        const auto q = test::random_floats(size_t(g * D), 53, -3, 3);  // large enough for peaked softmaxes
+        const int64_t kvh = 1, j0 = 37, j1 = 777;
+        const float scale = 1.0f / std::sqrt(float(D));
+        AttendArgs a{kc.data() + kvh * D * esize, vc.data() + kvh * D * esize, Hkv * D * esize, table.data(), bs,
+                     q.data(), g, D, scale, j0, j1};
+        std::vector<float> m(static_cast<size_t>(g)), l(static_cast<size_t>(g)), o(static_cast<size_t>(g * D));
+        std::vector<float> scratch(size_t(attend_scratch_floats(g, D)));
+        (t == DType::F16 ? k.attend_f16 : k.attend_f32)(a, m.data(), l.data(), o.data(), scratch.data());
+        for (int64_t h = 0; h < g; ++h) {
+          SCOPED_TRACE(std::string(name(t)) + " D " + std::to_string(D) + " g " + std::to_string(g) + " head " +
+                       std::to_string(h));
+          std::vector<double> s;
+          double mx = -INFINITY;
+          for (int64_t j = j0; j < j1; ++j) {
+            const int64_t row = (int64_t(table[size_t(j / bs)]) * bs + j % bs) * Hkv + kvh;
+            double dot = 0;
+            for (int64_t d = 0; d < D; ++d) dot += double(q[size_t(h * D + d)]) * kd[size_t(row * D + d)];
+            s.push_back(dot * scale);
+            mx = std::max(mx, s.back());
+          }
+          double sum = 0;
+          for (double& e : s) sum += (e = std::exp(e - mx));
+          EXPECT_NEAR(m[size_t(h)], mx, 1e-5 * (1 + std::fabs(mx)));
+          EXPECT_NEAR(l[size_t(h)] * std::exp(double(m[size_t(h)]) - mx), sum, 1e-5 * sum);
+          for (int64_t d = 0; d < D; ++d) {
+            double want = 0;
+            for (int64_t j = j0; j < j1; ++j) {
+              const int64_t row = (int64_t(table[size_t(j / bs)]) * bs + j % bs) * Hkv + kvh;
+              want += s[size_t(j - j0)] / sum * vd[size_t(row * D + d)];
+            }
+            EXPECT_NEAR(o[size_t(h * D + d)] / l[size_t(h)], want, 1e-5) << "d " << d;
+          }
+        }
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
-// KV cache writes and causal attention over a paged KV cache. Threads split
-// (token, head) pairs; each pair makes one pass for scores, a softmax, and
-// one pass over the values.
+// KV cache writes and causal attention over a paged KV cache (the attend
+// kernels of the SIMD layer do the arithmetic).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -42,52 +42,91 @@ void kv_store(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
   });
 }
 
+// Work units are (token, KV head, range of keys): the attend kernel reads
+// each key and value once for the whole group of query heads sharing the KV
+// head. Decoding has only a few KV heads (2 to 8) per token, so their keys
+// are split into ranges until every thread has several units, and the
+// partial softmaxes are merged afterwards.
 void attention(Context& ctx, const graph::Attention& p, std::span<const Tensor> in, const Tensor& out) {
+  constexpr int64_t kUnitsPerThread = 4;  // enough for the dynamic chunking to even out
+  constexpr int64_t kMinRangeKeys = 128;  // below this, merging would cost more than it shares
   const Tensor &q = in[0], &k = in[1], &v = in[2], &pos = in[3], &seq = in[4], &table = in[5];
   check_attention_indices(pos, seq, table, k.dim(0), p.block_size);
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1), group = Hq / Hkv;
   const Rows qr(q);
-  const std::byte* kb = k.data();
-  const std::byte* vb = v.data();
-  const int64_t slot_bytes = k.stride(0), head_bytes = k.stride(1);
-  const DType dt = k.dtype();
-  const int bs = p.block_size;
+  const bool q_dense = q.stride(1) == D * 4;  // a group's query rows are one block
+  const int64_t head_bytes = k.stride(1);
+  const simd::Kernels& kern = simd::kernels();
+  const auto attend = k.dtype() == DType::F32 ? kern.attend_f32 : kern.attend_f16;
   int64_t max_n = 0;
   for (int64_t t = 0; t < T; ++t) max_n = std::max<int64_t>(max_n, i32_at(pos, t) + 1);
+  const int64_t pairs = T * Hkv, want = kUnitsPerThread * ctx.threads();
+  int64_t splits = 1;
+  if (ctx.threads() > 1 && pairs < want)
+    splits = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, max_n / kMinRangeKeys));
+  // A split unit's partial result: o (group x D), then m and l (group each).
+  const int64_t part = group * (D + 2);
+  float* parts = splits > 1 ? reinterpret_cast<float*>(ctx.workspace(size_t(pairs * splits * part) * 4)) : nullptr;
   float* o = out.data_as<float>();
-  const simd::Kernels& kern = simd::kernels();
+  const int64_t scratch_floats = simd::attend_scratch_floats(group, D);
 
-  ctx.for_chunks(T * Hq, 1, [&](int64_t i0, int64_t i1, int thread) {
-    float* scratch = ctx.scratch(thread, size_t(max_n + D));
-    float* score = scratch;
-    float* acc = scratch + max_n;
+  ctx.for_chunks(pairs * splits, 1, [&](int64_t u0, int64_t u1, int thread) {
+    float* scratch = ctx.scratch(thread, size_t(scratch_floats + group * (D + 2)));
+    float* ml = scratch + scratch_floats;  // m and l of an unsplit unit
+    float* qg = ml + 2 * group;            // the group's query rows, if strided
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t t = u / (Hkv * splits), kvh = u / splits % Hkv, s = u % splits;
+      const int64_t n = i32_at(pos, t) + 1, row = t * Hq + kvh * group;
+      simd::AttendArgs a;
+      a.k = k.data() + kvh * head_bytes;
+      a.v = v.data() + kvh * head_bytes;
+      a.slot_bytes = k.stride(0);
+      a.blocks = reinterpret_cast<const int32_t*>(table.data() + i32_at(seq, t) * table.stride(0));
+      a.block_size = p.block_size;
+      a.q = qr.as<const float>(row);
+      if (!q_dense) {
+        for (int64_t h = 0; h < group; ++h) std::memcpy(qg + h * D, qr.as<const float>(row + h), size_t(D) * 4);
+        a.q = qg;
+      }
+      a.g = group;
+      a.D = D;
+      a.scale = p.scale;
+      a.j0 = n * s / splits;  // may be empty when a token has fewer keys than splits
+      a.j1 = n * (s + 1) / splits;
+      if (splits > 1) {
+        float* pu = parts + u * part;
+        attend(a, pu + group * D, pu + group * D + group, pu, scratch);
+        continue;
+      }
+      float* ou = o + row * D;
+      attend(a, ml, ml + group, ou, scratch);
+      for (int64_t h = 0; h < group; ++h) {
+        const float inv = 1.0f / ml[group + h];
+        for (int64_t d = 0; d < D; ++d) ou[h * D + d] *= inv;
+      }
+    }
+  });
+  if (splits == 1) return;
+
+  // Merge the ranges of each query head: rescale each to the largest maximum.
+  // (A decoding step's few heads stay on this thread.)
+  ctx.for_chunks(T * Hq, std::max<int64_t>(1, 16384 / (splits * D)), [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / Hq, h = i % Hq, kvh = h / group;
-      const int64_t n = i32_at(pos, t) + 1;
-      const auto* blocks = reinterpret_cast<const int32_t*>(table.data() + i32_at(seq, t) * table.stride(0));
-      const float* qv = qr.as<const float>(i);
+      const int64_t t = i / Hq, kvh = i % Hq / group, h = i % group;
+      const float* first = parts + (t * Hkv + kvh) * splits * part;
       float mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t slot = int64_t(blocks[j / bs]) * bs + j % bs;
-        const std::byte* kp = kb + slot * slot_bytes + kvh * head_bytes;
-        const float dot = dt == DType::F32 ? kern.dot_f32(reinterpret_cast<const float*>(kp), qv, D)
-                                           : kern.dot_f16(reinterpret_cast<const uint16_t*>(kp), qv, D);
-        score[j] = dot * p.scale;
-        mx = std::max(mx, score[j]);
-      }
+      for (int64_t s = 0; s < splits; ++s) mx = std::max(mx, first[s * part + group * D + h]);
+      float* oi = o + i * D;
+      std::fill(oi, oi + D, 0.0f);
       float sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (score[j] = std::exp(score[j] - mx));
-      const float inv = 1.0f / sum;
-      std::fill(acc, acc + D, 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t slot = int64_t(blocks[j / bs]) * bs + j % bs;
-        const std::byte* vp = vb + slot * slot_bytes + kvh * head_bytes;
-        if (dt == DType::F32)
-          kern.axpy_f32(score[j] * inv, reinterpret_cast<const float*>(vp), acc, D);
-        else
-          kern.axpy_f16(score[j] * inv, reinterpret_cast<const uint16_t*>(vp), acc, D);
+      for (int64_t s = 0; s < splits; ++s) {
+        const float* pu = first + s * part;
+        const float w = std::exp(pu[group * D + h] - mx);  // 0 for an empty range (m = -inf)
+        sum += w * pu[group * D + group + h];
+        for (int64_t d = 0; d < D; ++d) oi[d] += w * pu[h * D + d];
       }
-      std::memcpy(o + i * D, acc, size_t(D) * 4);
+      const float inv = 1.0f / sum;
+      for (int64_t d = 0; d < D; ++d) oi[d] *= inv;
     }
   });
 }

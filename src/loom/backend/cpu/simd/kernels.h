@@ -54,6 +54,32 @@ inline constexpr int64_t kPackPairBytes = 2 * 256 + 2 * 16 * 2;  // 576
 inline constexpr int64_t packed_q4_0x16_group_bytes(int64_t nb) { return (nb + 1) / 2 * kPackPairBytes; }
 void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out);
 
+// Attention of the g query heads that share one KV head, over keys [j0, j1)
+// of one sequence in a paged cache: key j is in slot
+// blocks[j / block_size] * block_size + j % block_size, at k + slot * slot_bytes
+// (the KV head's row; v likewise). Keys and values are read once for all g heads.
+struct AttendArgs {
+  const std::byte* k;
+  const std::byte* v;
+  int64_t slot_bytes;
+  const int32_t* blocks;
+  int64_t block_size;
+  const float* q;  // g rows of D floats, one after the other
+  int64_t g, D;
+  float scale;     // score = scale * dot(q, k)
+  int64_t j0, j1;  // j0 <= j1 (an empty range gives m = -inf, l = 0, o = 0)
+};
+// Keys per step of the attention kernels at most (the online softmax
+// rescales once a step).
+inline constexpr int64_t kAttendTile = 64;
+// Scratch floats an attention kernel needs: scores of a step, that step's
+// keys and values (converted from F16 or padded to whole vectors), q and the
+// output padded likewise, and 4 numbers per head.
+inline constexpr int64_t attend_scratch_floats(int64_t g, int64_t D) {
+  const int64_t dp = (D + 15) / 16 * 16, gp = (g + 15) / 16 * 16;  // whole vectors on any instruction set
+  return g * kAttendTile + 2 * kAttendTile * dp + 2 * g * dp + 4 * gp;
+}
+
 struct Kernels {
   const char* name;
   // x[n] -> q, d, s, o8 (n a multiple of 32).
@@ -100,6 +126,16 @@ struct Kernels {
   void (*gemv_q4_0x16)(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y, const std::byte* prefetch_end);
   void (*gemm_q4_0x16)(const std::byte* w, int64_t groups, const QRow* x, int64_t n, int64_t nb, float* y,
                        int64_t ldy);
+  // y[i] = e^x[i], within 2 ulp for results >= 2^-126; 0 below x = -104,
+  // x clamped to 88.7 above.
+  void (*exp_f32)(const float* x, float* y, int64_t n);
+  // Attention over an F32 / F16 cache (AttendArgs). The result is a partial
+  // softmax, mergeable with those of other key ranges: per head h, m[h] is
+  // the largest score, l[h] the sum of e^(score - m[h]), and o[h * D + d] the
+  // sum of e^(score - m[h]) * value[d] (not divided by l). scratch holds
+  // attend_scratch_floats(g, D) floats.
+  void (*attend_f32)(const AttendArgs& a, float* m, float* l, float* o, float* scratch);
+  void (*attend_f16)(const AttendArgs& a, float* m, float* l, float* o, float* scratch);
 };
 
 // The fastest kernels this CPU can run (or the LOOM_CPU_ISA override).

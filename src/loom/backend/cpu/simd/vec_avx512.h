@@ -29,6 +29,38 @@ struct VecAvx512 {
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static float reduce(F v) { return _mm512_reduce_add_ps(v); }
+  // Lane i = the sum of v[i], by halving: pairs of vectors fold their
+  // 256-bit halves together, pairs of those their 128-bit quarters, then
+  // two rounds of in-lane shuffles finish 4 x 4 sums per 128-bit lane. That
+  // leaves the sum of input m at lane 4 (m % 4) + m / 4, so the inputs go in
+  // transposed order.
+  static F hsums(const F* v) {
+    constexpr int kOrder[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+    F s[8], t[4];
+    for (int i = 0; i < 8; ++i) {
+      const F a = v[kOrder[2 * i]], b = v[kOrder[2 * i + 1]];
+      s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    for (int i = 0; i < 4; ++i)
+      t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const F a = pair_sums(t[0], t[1]), b = pair_sums(t[2], t[3]);
+    return pair_sums(a, b);
+  }
+  // Within each 128-bit lane: [x0 + x1, x2 + x3, y0 + y1, y2 + y3].
+  static F pair_sums(F x, F y) {
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static float reduce_max(F v) { return _mm512_reduce_max_ps(v); }
+  static F round(F x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F exp2i(F n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
   static F load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }

@@ -53,6 +53,24 @@ struct VecNeon {
   static F mul(F x, F y) { return {vmulq_f32(x.a, y.a), vmulq_f32(x.b, y.b)}; }
   static F fma(F x, F y, F c) { return {vfmaq_f32(c.a, x.a, y.a), vfmaq_f32(c.b, x.b, y.b)}; }
   static float reduce(F v) { return vaddvq_f32(vaddq_f32(v.a, v.b)); }
+  // Lane i = the sum of v[i]: the halves of each vector added, then pairwise
+  // sums twice.
+  static F hsums(const F* v) {
+    float32x4_t f[8];
+    for (int i = 0; i < 8; ++i) f[i] = vaddq_f32(v[i].a, v[i].b);
+    return {vpaddq_f32(vpaddq_f32(f[0], f[1]), vpaddq_f32(f[2], f[3])),
+            vpaddq_f32(vpaddq_f32(f[4], f[5]), vpaddq_f32(f[6], f[7]))};
+  }
+  static F sub(F x, F y) { return {vsubq_f32(x.a, y.a), vsubq_f32(x.b, y.b)}; }
+  static F min(F x, F y) { return {vminq_f32(x.a, y.a), vminq_f32(x.b, y.b)}; }
+  static F max(F x, F y) { return {vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b)}; }
+  static float reduce_max(F v) { return vmaxvq_f32(vmaxq_f32(v.a, v.b)); }
+  static F round(F x) { return {vrndnq_f32(x.a), vrndnq_f32(x.b)}; }
+  static F exp2i(F n) {
+    const int32x4_t bias = vdupq_n_s32(127);
+    return {vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n.a), bias), 23)),
+            vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n.b), bias), 23))};
+  }
   static F load_f16(const uint16_t* p) {
     const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
     return {vcvt_f32_f16(vget_low_f16(h)), vcvt_f32_f16(vget_high_f16(h))};

@@ -7,6 +7,8 @@
 //   I      8 * kGroup int32 lanes, each a sum of 4 byte products of one block:
 //          dot_u8s8 (unsigned x signed), dot_s8s8, add_i, to_f32 (-> F)
 //   block_scales(s)  F whose lanes of block g all hold s[g]
+//   sub/min/max, reduce_max, hsums (kLanes sums at once), round (to the
+//   nearest integer, ties to even), exp2i (2^n for integral n in [-126, 127])
 // kLanes == 8 * kGroup, so the I of a group converts to one F.
 #pragma once
 
@@ -59,6 +61,43 @@ struct VecScalar {
   }
   static float reduce(F v) {
     return ((v.v[0] + v.v[1]) + (v.v[2] + v.v[3])) + ((v.v[4] + v.v[5]) + (v.v[6] + v.v[7]));
+  }
+  // kLanes sums at once: lane i of the result = reduce(v[i]).
+  static F hsums(const F* v) {
+    F r;
+    for (int i = 0; i < 8; ++i) r.v[i] = reduce(v[i]);
+    return r;
+  }
+  static F sub(F a, F b) {
+    for (int i = 0; i < 8; ++i) a.v[i] -= b.v[i];
+    return a;
+  }
+  static F min(F a, F b) {
+    for (int i = 0; i < 8; ++i) a.v[i] = b.v[i] < a.v[i] ? b.v[i] : a.v[i];
+    return a;
+  }
+  static F max(F a, F b) {
+    for (int i = 0; i < 8; ++i) a.v[i] = b.v[i] > a.v[i] ? b.v[i] : a.v[i];
+    return a;
+  }
+  static float reduce_max(F v) {
+    float m = v.v[0];
+    for (int i = 1; i < 8; ++i) m = v.v[i] > m ? v.v[i] : m;
+    return m;
+  }
+  // Adding 1.5 * 2^23 drops the fraction bits, rounded in the current mode
+  // (to nearest even); subtracting it again leaves the integer. |x| < 2^22.
+  static F round(F x) {
+    for (float& e : x.v) e = (e + 12582912.0f) - 12582912.0f;
+    return x;
+  }
+  static F exp2i(F n) {
+    F r;
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t bits = uint32_t(int32_t(n.v[i]) + 127) << 23;
+      std::memcpy(&r.v[i], &bits, 4);
+    }
+    return r;
   }
   static F load_f16(const uint16_t* p) {
     F r;
