@@ -273,6 +273,22 @@ TEST_P(SimdKernels, ExpEqualsFloat64Exp) {
   EXPECT_EQ(ye[3], 0.0f);
 }
 
+// SwiGLU's g * sigmoid(g) * u against float64, over the range activations
+// take (an odd count: the vector tail too) and far into both saturations.
+TEST_P(SimdKernels, SwigluEqualsFloat64) {
+  const Kernels& k = *GetParam();
+  auto g = test::random_floats(20001, 11, -30, 30);
+  const auto u = test::random_floats(g.size() + 8, 12, -3, 3);
+  for (float v : {0.0f, -0.0f, 1e-6f, -87.0f, -95.0f, 89.0f, 200.0f, -200.0f}) g.push_back(v);
+  std::vector<float> o(g.size());
+  k.swiglu_f32(g.data(), u.data(), o.data(), int64_t(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double want = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * double(u[i]);
+    // A few roundings of relative 2^-24 each; saturated tails differ only below 1e-30.
+    EXPECT_NEAR(o[i], want, 1e-6 * std::fabs(want) + 1e-30) << "g = " << g[i] << ", u = " << u[i];
+  }
+}
+
 // The attend kernels against a float64 softmax over the same (F16-rounded)
 // keys and values: groups of 1, 3 and 8 heads, head sizes that are and are
 // not whole vectors, key ranges that start mid-block and cross many blocks.

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "loom/backend/cpu/cpu_context.h"
+#include "loom/backend/cpu/simd/kernels.h"
 #include "loom/backend/kernel_checks.h"
 
 namespace loom::backend::cpu {
@@ -104,7 +105,17 @@ void rope_rotate(Context& ctx, const graph::Rope& p, std::span<const Tensor> in,
 }
 
 void swiglu(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
-  binary(ctx, in, out, [](float g, float u) { return g / (1.0f + std::exp(-g)) * u; });
+  const Tensor &g = in[0], &u = in[1];
+  if (u.numel() != g.numel()) {  // u broadcast over rows of g
+    binary(ctx, in, out, [](float a, float b) { return a / (1.0f + std::exp(-a)) * b; });
+    return;
+  }
+  const Rows gr(g), ur(u), orow(out);
+  const int64_t C = g.dim(-1);
+  const simd::Kernels& k = simd::kernels();
+  ctx.for_chunks(gr.count(), row_grain(C), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) k.swiglu_f32(gr.as<const float>(r), ur.as<const float>(r), orow.as<float>(r), C);
+  });
 }
 
 void add(Context& ctx, std::span<const Tensor> in, const Tensor& out) {

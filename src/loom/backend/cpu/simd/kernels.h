@@ -136,6 +136,8 @@ struct Kernels {
   // attend_scratch_floats(g, D) floats.
   void (*attend_f32)(const AttendArgs& a, float* m, float* l, float* o, float* scratch);
   void (*attend_f16)(const AttendArgs& a, float* m, float* l, float* o, float* scratch);
+  // o[i] = g[i] / (1 + e^-g[i]) * u[i] (within a few ulp of the float64 value).
+  void (*swiglu_f32)(const float* g, const float* u, float* o, int64_t n);
 };
 
 // The fastest kernels this CPU can run (or the LOOM_CPU_ISA override).

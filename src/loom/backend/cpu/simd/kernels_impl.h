@@ -661,6 +661,20 @@ void exp_f32(const float* x, float* y, int64_t n) {
   }
 }
 
+// o[i] = g[i] / (1 + e^-g[i]) * u[i] (SwiGLU's gate times up). For g below
+// -88.7, e^-g is clamped and o is a tiny number rather than a denormal.
+void swiglu_f32(const float* g, const float* u, float* o, int64_t n) {
+  constexpr int L = V::kLanes;
+  const auto one = V::set1(1.0f), zero = V::zero();
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto gv = V::load(g + i);
+    const auto e = vexp(V::sub(zero, gv));
+    V::store(o + i, V::div(V::mul(gv, V::load(u + i)), V::add(one, e)));
+  }
+  for (; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 // A cache row as dp floats (converted from F16, zero-padded past D) in dst.
 template <typename Load>
 void attend_row(const std::byte* src, int64_t D, int64_t dp, float* dst) {
@@ -875,6 +889,7 @@ extern const Kernels LOOM_TABLE = {
     LOOM_ISA_NS::gemm_f32, LOOM_ISA_NS::gemm_f16, LOOM_ISA_NS::gemm_bf16, LOOM_ISA_NS::dot_q4_k,
     LOOM_ISA_NS::dot_q6_k, LOOM_ISA_NS::gemm_q4_k, LOOM_ISA_NS::gemm_q6_k, LOOM_ISA_NS::gemv_q4_0x16,
     LOOM_ISA_NS::gemm_q4_0x16, LOOM_ISA_NS::exp_f32, LOOM_ISA_NS::attend_f32, LOOM_ISA_NS::attend_f16,
+    LOOM_ISA_NS::swiglu_f32,
 };
 
 }  // namespace loom::backend::cpu::simd

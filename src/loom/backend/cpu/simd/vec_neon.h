@@ -62,6 +62,7 @@ struct VecNeon {
             vpaddq_f32(vpaddq_f32(f[4], f[5]), vpaddq_f32(f[6], f[7]))};
   }
   static F sub(F x, F y) { return {vsubq_f32(x.a, y.a), vsubq_f32(x.b, y.b)}; }
+  static F div(F x, F y) { return {vdivq_f32(x.a, y.a), vdivq_f32(x.b, y.b)}; }
   static F min(F x, F y) { return {vminq_f32(x.a, y.a), vminq_f32(x.b, y.b)}; }
   static F max(F x, F y) { return {vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b)}; }
   static float reduce_max(F v) { return vmaxvq_f32(vmaxq_f32(v.a, v.b)); }

@@ -72,6 +72,10 @@ struct VecScalar {
     for (int i = 0; i < 8; ++i) a.v[i] -= b.v[i];
     return a;
   }
+  static F div(F a, F b) {
+    for (int i = 0; i < 8; ++i) a.v[i] /= b.v[i];
+    return a;
+  }
   static F min(F a, F b) {
     for (int i = 0; i < 8; ++i) a.v[i] = b.v[i] < a.v[i] ? b.v[i] : a.v[i];
     return a;
