@@ -46,11 +46,10 @@ void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* 
   for (int64_t g = 0; g < groups; ++g) {
     const BlockQ4_0* src = rows + g * kPackRows * nb;
     std::byte* group = out + g * gbytes;
-    std::memset(group, 0, size_t(gbytes));
+    std::memset(group, 0, size_t(gbytes));  // the unused half of an odd last pair
     for (int64_t b = 0; b < nb; ++b) {
-      std::byte* pair = group + b / 2 * kPackPairBytes;
-      std::byte* qs = pair + b % 2 * 256;
-      auto* d = reinterpret_cast<uint16_t*>(pair + 512) + b % 2 * kPackRows;
+      std::byte* qs = group + packed_q4_0x16_nibbles_offset(b);
+      auto* d = reinterpret_cast<uint16_t*>(group + packed_q4_0x16_scales_offset(b));
       for (int r = 0; r < kPackRows; ++r) {
         const BlockQ4_0& blk = src[r * nb + b];
         d[r] = blk.d;

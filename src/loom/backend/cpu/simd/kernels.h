@@ -52,6 +52,9 @@ inline constexpr int kPackRows = 16;
 inline constexpr int64_t kPrefetchAhead = 32 * 1024;
 inline constexpr int64_t kPackPairBytes = 2 * 256 + 2 * 16 * 2;  // 576
 inline constexpr int64_t packed_q4_0x16_group_bytes(int64_t nb) { return (nb + 1) / 2 * kPackPairBytes; }
+// Where block b's nibbles and its 16 scales start within a group.
+inline constexpr int64_t packed_q4_0x16_nibbles_offset(int64_t b) { return b / 2 * kPackPairBytes + b % 2 * 256; }
+inline constexpr int64_t packed_q4_0x16_scales_offset(int64_t b) { return b / 2 * kPackPairBytes + 512 + b % 2 * 32; }
 void pack_q4_0x16(const BlockQ4_0* rows, int64_t groups, int64_t nb, std::byte* out);
 
 // Attention of the g query heads that share one KV head, over keys [j0, j1)
