@@ -2,7 +2,11 @@
 // suite: every op on every registered backend against `reference`.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -45,6 +49,9 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0
 struct GraphCase {
   std::vector<HostTensor> constants;
   std::vector<HostTensor> inputs;
+  // Constants imported from a read-only mapping of a file (as a model's weights
+  // are) instead of uploaded into buffers the backend allocates.
+  bool mapped_constants = false;
   // Builds the graph from Values of the constants and inputs (same order); returns the output.
   std::function<graph::Value(graph::Graph&, const std::vector<graph::Value>&, const std::vector<graph::Value>&)> build;
 };
@@ -55,8 +62,21 @@ inline std::vector<float> run_case(backend::Backend& be, const GraphCase& c) {
   std::vector<graph::Value> consts, ins;
   for (size_t i = 0; i < c.constants.size(); ++i) {
     const HostTensor& h = c.constants[i];
-    Tensor t(be.allocate(h.bytes.size()), 0, h.dtype, h.shape);
-    be.upload(t, h.bytes.data(), h.bytes.size());
+    Tensor t;
+    if (c.mapped_constants) {
+      char path[] = "/tmp/loom-mapped-XXXXXX";
+      const int fd = mkstemp(path);
+      if (fd < 0 || write(fd, h.bytes.data(), h.bytes.size()) != ssize_t(h.bytes.size())) std::abort();
+      void* p = mmap(nullptr, h.bytes.size(), PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) std::abort();
+      close(fd);
+      unlink(path);  // the mapping keeps the file
+      std::shared_ptr<const void> keep(p, [n = h.bytes.size()](const void* q) { munmap(const_cast<void*>(q), n); });
+      t = Tensor(be.import_host(p, h.bytes.size(), keep, /*file_backed=*/true), 0, h.dtype, h.shape);
+    } else {
+      t = Tensor(be.allocate(h.bytes.size()), 0, h.dtype, h.shape);
+      be.upload(t, h.bytes.data(), h.bytes.size());
+    }
     consts.push_back(g.constant(t, "c" + std::to_string(i)));
   }
   for (size_t i = 0; i < c.inputs.size(); ++i)

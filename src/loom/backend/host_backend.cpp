@@ -1,5 +1,10 @@
 #include "loom/backend/host_backend.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -11,12 +16,18 @@ namespace loom::backend {
 
 namespace {
 constexpr size_t kAlignment = 64;
-}
+constexpr size_t kHugePage = size_t(2) << 20;
+}  // namespace
 
-HostBuffer::HostBuffer(size_t bytes) : size_(bytes) {
-  const size_t rounded = (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
-  data_ = static_cast<std::byte*>(std::aligned_alloc(kAlignment, rounded));
+HostBuffer::HostBuffer(size_t bytes, bool huge_pages) : size_(bytes) {
+  huge_pages = huge_pages && bytes >= kHugePage;
+  const size_t align = huge_pages ? kHugePage : kAlignment;
+  const size_t rounded = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+  data_ = static_cast<std::byte*>(std::aligned_alloc(align, rounded));
   if (!data_) fail("[backend] out of memory allocating {} bytes", bytes);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge_pages) ::madvise(data_, rounded, MADV_HUGEPAGE);  // a hint: fine if the kernel says no
+#endif
 }
 
 HostBuffer::~HostBuffer() { std::free(data_); }

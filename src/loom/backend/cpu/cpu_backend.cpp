@@ -3,7 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "loom/backend/cpu/cpu_context.h"
@@ -36,12 +38,18 @@ class CpuBackend final : public HostBackend {
     return true;
   }
 
-  // Q4_0 weight matrices with a multiple of 16 rows get an interleaved copy
-  // for the kernels (cpu::simd::pack_q4_0x16), made once per weight and shared by
-  // every graph. A weight read only by matmuls and mapped from a file then
-  // has its file pages dropped from this process (MADV_DONTNEED), so memory
-  // holds one copy; the file stays the source if anything reads it again.
-  // LOOM_CPU_REPACK=0 turns repacking off (for A/B measurements).
+  // Matrices read by matmuls get a copy the CPU backend owns, made once per
+  // weight and shared by every graph: Q4_0 matrices with a multiple of 16 rows
+  // interleaved for the kernels (cpu::simd::pack_q4_0x16); other matrices
+  // mapped from a file and read only by matmuls copied as they are. The copies
+  // of one graph share one buffer on transparent huge pages: decoding streams
+  // every weight once per token, and the 4 KiB pages of a file mapping cost a
+  // page walk per 4 KiB of that stream (under virtualisation, a two-level
+  // walk), measured at 10-20% of the generation speed. A weight read only by
+  // matmuls and mapped from a file then has its file pages dropped from this
+  // process (MADV_DONTNEED), so memory holds one copy; the file stays the
+  // source if anything reads it again. LOOM_CPU_REPACK=0 turns this off (for
+  // A/B measurements).
   void prepare(const graph::Graph& g) override {
     static const bool enabled = [] {
       const char* e = std::getenv("LOOM_CPU_REPACK");
@@ -56,33 +64,65 @@ class CpuBackend final : public HostBackend {
       for (size_t k = 0; k < n.inputs.size(); ++k)
         (std::holds_alternative<graph::MatMul>(n.op) && k == 1 ? matmul_uses : other_uses)[size_t(n.inputs[k])]++;
     }
+    struct Copy {
+      const Tensor* w;
+      bool interleave, drop_file_pages;
+      size_t offset, bytes;
+    };
+    std::vector<Copy> copies;
+    size_t total = 0;
     for (int i = 0; i < g.size(); ++i) {
       const graph::Node& n = g.node(i);
       if (!std::holds_alternative<graph::Constant>(n.op) || matmul_uses[size_t(i)] == 0) continue;
       const Tensor& w = n.tensor;
-      if (w.dtype() != DType::Q4_0 || w.rank() != 2 || !w.contiguous() || w.dim(0) % cpu::simd::kPackRows != 0 ||
-          !w.buffer()->host_data())
+      if (!is_weight_dtype(w.dtype()) || w.rank() != 2 || !w.contiguous() || !w.buffer()->host_data() ||
+          ctx_.packed(w) ||
+          std::any_of(copies.begin(), copies.end(), [&](const Copy& c) { return c.w->data() == w.data(); }))
         continue;
-      if (ctx_.packed(w)) continue;
-      const int64_t groups = w.dim(0) / cpu::simd::kPackRows, nb = w.dim(1) / 32;
-      const int64_t gstride = cpu::simd::packed_q4_0x16_group_bytes(nb);
-      auto packed = allocate(size_t(groups * gstride));
-      const auto* src = reinterpret_cast<const BlockQ4_0*>(w.data());
-      ctx_.for_chunks(groups, 16, [&](int64_t g0, int64_t g1, int) {
-        cpu::simd::pack_q4_0x16(src + g0 * cpu::simd::kPackRows * nb, g1 - g0, nb, packed->host_data() + g0 * gstride);
-      });
-      cache[w.data()] = {w.buffer(), w.nbytes(), std::move(packed)};
       const auto* imported = dynamic_cast<const ImportedBuffer*>(w.buffer().get());
-      if (other_uses[size_t(i)] == 0 && imported && imported->file_backed()) {
-        const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
-        const auto begin = (reinterpret_cast<uintptr_t>(w.data()) + page - 1) / page * page;
-        const auto end = (reinterpret_cast<uintptr_t>(w.data()) + w.nbytes()) / page * page;
+      const bool interleave = w.dtype() == DType::Q4_0 && w.dim(0) % cpu::simd::kPackRows == 0;
+      const bool mapped_only = other_uses[size_t(i)] == 0 && imported && imported->file_backed();
+      if (!interleave && !mapped_only) continue;
+      const size_t bytes =
+          interleave ? size_t(w.dim(0) / cpu::simd::kPackRows * cpu::simd::packed_q4_0x16_group_bytes(w.dim(1) / 32))
+                     : w.nbytes();
+      total = (total + 63) / 64 * 64;
+      copies.push_back({&w, interleave, mapped_only, total, bytes});
+      total += bytes;
+    }
+    if (copies.empty()) return;
+    auto memory = std::make_shared<HostBuffer>(total, /*huge_pages=*/true);
+    for (const Copy& c : copies) {
+      const Tensor& w = *c.w;
+      std::byte* dst = memory->host_data() + c.offset;
+      // The file's pages are dropped piece by piece behind the copy, so the
+      // mapping and the copies never hold more than a few pieces twice.
+      auto drop = [&](size_t a, size_t b) {
+        if (!c.drop_file_pages) return;
+        const auto page = uintptr_t(sysconf(_SC_PAGESIZE)), base = reinterpret_cast<uintptr_t>(w.data());
+        const auto begin = (base + a + page - 1) / page * page, end = (base + b) / page * page;
         if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+      };
+      if (c.interleave) {
+        const int64_t nb = w.dim(1) / 32, gstride = cpu::simd::packed_q4_0x16_group_bytes(nb);
+        const int64_t group_src_bytes = cpu::simd::kPackRows * nb * int64_t(sizeof(BlockQ4_0));
+        const auto* src = reinterpret_cast<const BlockQ4_0*>(w.data());
+        ctx_.for_chunks(w.dim(0) / cpu::simd::kPackRows, 16, [&](int64_t g0, int64_t g1, int) {
+          cpu::simd::pack_q4_0x16(src + g0 * cpu::simd::kPackRows * nb, g1 - g0, nb, dst + g0 * gstride);
+          drop(size_t(g0 * group_src_bytes), size_t(g1 * group_src_bytes));
+        });
+      } else {
+        ctx_.for_chunks(int64_t(c.bytes), int64_t(1) << 20, [&](int64_t a, int64_t b, int) {
+          std::memcpy(dst + a, w.data() + a, size_t(b - a));
+          drop(size_t(a), size_t(b));
+        });
       }
+      drop(0, w.nbytes());  // the pages pieces shared at their edges
+      cache[w.data()] = {w.buffer(), w.nbytes(), memory, c.offset, c.interleave};
     }
   }
 
-  void compute(const graph::Node& node, std::span<const Tensor> in, const Tensor& out) override {
+   void compute(const graph::Node& node, std::span<const Tensor> in, const Tensor& out) override {
     using namespace cpu;
     std::visit(Overloaded{
                    [](const graph::Input&) {},

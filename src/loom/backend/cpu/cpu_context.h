@@ -39,20 +39,24 @@ class Context {
     return workspace_.data() + ((64 - addr % 64) % 64);
   }
 
-  // Weights kept in a kernel-friendly layout next to their original
-  // (interleaved Q4_0), by the address of the original data. An entry is
-  // valid while the original buffer lives; prepare_* fills the cache when a
-  // graph is compiled, kernels only look up.
-  const std::byte* packed(const Tensor& w) const {
-    const auto it = packed_.find(w.data());
-    if (it == packed_.end() || it->second.source.lock() != w.buffer() || it->second.bytes != w.nbytes()) return nullptr;
-    return it->second.data->host_data();
-  }
+  // Weights kept in the CPU's own memory next to their original, by the
+  // address of the original data: Q4_0 matrices interleaved for the kernels,
+  // other file-mapped matrices copied as they are onto huge pages. An entry is
+  // valid while the original buffer lives; the backend's prepare() fills the
+  // cache when a graph is compiled, kernels only look up.
   struct Packed {
     std::weak_ptr<Buffer> source;
-    size_t bytes = 0;  // of the original
-    std::shared_ptr<Buffer> data;
+    size_t bytes = 0;                // of the original
+    std::shared_ptr<Buffer> memory;  // shared by the entries of one prepare()
+    size_t offset = 0;
+    bool interleaved = false;        // Q4_0 in the layout of simd::pack_q4_0x16
+    const std::byte* data() const { return memory->host_data() + offset; }
   };
+  const Packed* packed(const Tensor& w) const {
+    const auto it = packed_.find(w.data());
+    if (it == packed_.end() || it->second.source.lock() != w.buffer() || it->second.bytes != w.nbytes()) return nullptr;
+    return &it->second;
+  }
   std::unordered_map<const std::byte*, Packed>& packed_cache() { return packed_; }
 
   // Calls fn(begin, end, thread) over chunks of [0, n) of about `grain` items,

@@ -33,7 +33,8 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
   const Tensor &x = in[0], &w = in[1];
   const Rows xr(x);
   const int64_t R = xr.count(), N = w.dim(0), K = w.dim(1);
-  const std::byte* wbase = w.data();
+  const Context::Packed* copy = ctx.packed(w);  // prepared by CpuBackend::prepare
+  const std::byte* wbase = copy && !copy->interleaved ? copy->data() : w.data();
   const int64_t wstride = w.stride(0);
   float* y = out.data_as<float>();  // output is contiguous [R, N]
   const DType dt = w.dtype();
@@ -63,7 +64,7 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
       const Parts p = parts(r);
       rows[r] = {p.q, p.d, p.s, p.o8, p.ob};
     }
-    const std::byte* packed = dt == DType::Q4_0 ? ctx.packed(w) : nullptr;
+    const std::byte* packed = copy && copy->interleaved ? copy->data() : nullptr;
     ctx.for_chunks(R, std::max<int64_t>(1, 16384 / K), [&](int64_t r0, int64_t r1, int) {
       for (int64_t r = r0; r < r1; ++r) {
         const Parts p = parts(r);
