@@ -15,22 +15,37 @@ namespace LOOM_ISA_NS {
 
 using V = LOOM_VEC;
 
+// Two passes: scales, int8 values and block sums (exact in float: integers
+// below 2^24), then o8 from the stored bytes kGroup blocks at a time (summing
+// bytes right after storing them would wait on store forwarding).
 void quantize_row(const float* x, int64_t n, int8_t* q, float* d, float* s, int32_t* o8) {
-  for (int64_t b = 0; b < n / 32; ++b, x += 32, q += 32, o8 += 8) {
-    float amax = 0;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float scale = amax / 127.0f;
-    const float inv = scale != 0 ? 1.0f / scale : 0.0f;
-    int32_t sum = 0;
-    for (int j = 0; j < 32; ++j) {
-      const int v = int(std::nearbyint(x[j] * inv));
-      q[j] = int8_t(v);
-      sum += v;
+  constexpr int L = V::kLanes, P = 32 / L, G = V::kGroup;
+  static_assert(32 % L == 0, "a block is a whole number of vectors");
+  const int64_t nb = n / 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    typename V::F v[P], m = V::zero();
+    for (int j = 0; j < P; ++j) {
+      v[j] = V::load(x + b * 32 + j * L);
+      m = V::max(m, V::max(v[j], V::sub(V::zero(), v[j])));
+    }
+    const float scale = V::reduce_max(m) / 127.0f;
+    const auto inv = V::set1(scale != 0 ? 1.0f / scale : 0.0f);
+    auto sum = V::zero();
+    for (int j = 0; j < P; ++j) {
+      const auto r = V::round(V::mul(v[j], inv));
+      V::store_s8(q + b * 32 + j * L, r);
+      sum = V::add(sum, r);
     }
     d[b] = scale;
-    s[b] = scale * float(sum);
-    for (int l = 0; l < 8; ++l) o8[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+    s[b] = scale * V::reduce(sum);
   }
+  int64_t b = 0;
+  for (; b + G <= nb; b += G) V::store_i(o8 + b * 8, V::sub_i(V::set1_i(0), V::lane_sums(V::load_s8(q + b * 32), 8)));
+  for (; b < nb; ++b)
+    for (int l = 0; l < 8; ++l) {
+      const int8_t* q4 = q + b * 32 + 4 * l;
+      o8[b * 8 + l] = -8 * (q4[0] + q4[1] + q4[2] + q4[3]);
+    }
 }
 
 // Q4_0 stores (nibble - 8): sum((u - 8) * q) = sum(u * q) - 8 * sum(q); the

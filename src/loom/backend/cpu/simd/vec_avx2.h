@@ -51,6 +51,11 @@ struct VecAvx2 {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
   }
   static F round(F x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static void store_s8(int8_t* p, F v) {
+    const __m256i i = _mm256_cvtps_epi32(v);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(w, w));
+  }
   static F exp2i(F n) {
     const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
@@ -135,6 +140,7 @@ struct VecAvx2 {
   // Decode-path helpers: 8 int32 lanes from memory, a u8 x s8 dot added to a
   // start value, and the group scale d_w * d_x of a weight block (its F16 d first).
   static I load_i(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store_i(int32_t* p, I v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static I dot_u8s8_acc(I acc, B u, B s) { return _mm256_add_epi32(acc, dot_u8s8(u, s)); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) { return _mm256_set1_ps(_cvtsh_ss(w->d) * dx[0]); }

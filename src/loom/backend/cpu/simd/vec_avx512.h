@@ -58,6 +58,9 @@ struct VecAvx512 {
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static float reduce_max(F v) { return _mm512_reduce_max_ps(v); }
   static F round(F x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static void store_s8(int8_t* p, F v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
   static F exp2i(F n) {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
@@ -166,6 +169,7 @@ struct VecAvx512 {
   // Decode-path helpers (see vec_avx2.h). The two blocks' scales are built in
   // registers: a round trip through memory would stall on store forwarding.
   static I load_i(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static void store_i(int32_t* p, I v) { _mm512_storeu_si512(p, v); }
   static I dot_u8s8_acc(I acc, B u, B s) { return _mm512_dpbusd_epi32(acc, u, s); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) {

@@ -67,6 +67,10 @@ struct VecNeon {
   static F max(F x, F y) { return {vmaxq_f32(x.a, y.a), vmaxq_f32(x.b, y.b)}; }
   static float reduce_max(F v) { return vmaxvq_f32(vmaxq_f32(v.a, v.b)); }
   static F round(F x) { return {vrndnq_f32(x.a), vrndnq_f32(x.b)}; }
+  static void store_s8(int8_t* p, F v) {
+    const int16x8_t w = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(v.a)), vqmovn_s32(vcvtnq_s32_f32(v.b)));
+    vst1_s8(p, vqmovn_s16(w));
+  }
   static F exp2i(F n) {
     const int32x4_t bias = vdupq_n_s32(127);
     return {vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n.a), bias), 23)),
@@ -168,6 +172,10 @@ struct VecNeon {
   static I sub_i(I x, I y) { return {vsubq_s32(x.a, y.a), vsubq_s32(x.b, y.b)}; }
   // Decode-path helpers (see vec_avx2.h).
   static I load_i(const int32_t* p) { return {vld1q_s32(p), vld1q_s32(p + 4)}; }
+  static void store_i(int32_t* p, I v) {
+    vst1q_s32(p, v.a);
+    vst1q_s32(p + 4, v.b);
+  }
   static I dot_u8s8_acc(I acc, B u, B s) { return add_i(acc, dot_u8s8(u, s)); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) { return set1(f16(w->d) * dx[0]); }

@@ -9,6 +9,7 @@
 //   block_scales(s)  F whose lanes of block g all hold s[g]
 //   sub/min/max, reduce_max, hsums (kLanes sums at once), round (to the
 //   nearest integer, ties to even), exp2i (2^n for integral n in [-126, 127])
+//   store_s8 (kLanes integral values in [-128, 127] stored as int8)
 // kLanes == 8 * kGroup, so the I of a group converts to one F.
 #pragma once
 
@@ -94,6 +95,9 @@ struct VecScalar {
   static F round(F x) {
     for (float& e : x.v) e = (e + 12582912.0f) - 12582912.0f;
     return x;
+  }
+  static void store_s8(int8_t* p, F v) {
+    for (int i = 0; i < 8; ++i) p[i] = int8_t(v.v[i]);
   }
   static F exp2i(F n) {
     F r;
@@ -228,6 +232,7 @@ struct VecScalar {
     std::memcpy(r.v, p, sizeof r.v);
     return r;
   }
+  static void store_i(int32_t* p, I v) { std::memcpy(p, v.v, sizeof v.v); }
   static I dot_u8s8_acc(I acc, B u, B s) { return add_i(acc, dot_u8s8(u, s)); }
   template <typename Block>
   static F scales_q(const Block* w, const float* dx) { return set1(f16_to_f32(w->d) * dx[0]); }
