@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -17,6 +18,19 @@
 namespace loom::backend {
 
 namespace {
+
+// Bytes of anonymous memory on transparent huge pages in this process (0 where
+// the kernel does not say).
+size_t anon_huge_page_bytes() {
+  std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
+  if (!f) return 0;
+  char line[256];
+  size_t kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "AnonHugePages: %zu kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
+}
 
 bool is_weight_dtype(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 ||
@@ -91,6 +105,7 @@ class CpuBackend final : public HostBackend {
       total += bytes;
     }
     if (copies.empty()) return;
+    const size_t huge_before = anon_huge_page_bytes();
     auto memory = std::make_shared<HostBuffer>(total, /*huge_pages=*/true);
     for (const Copy& c : copies) {
       const Tensor& w = *c.w;
@@ -118,11 +133,16 @@ class CpuBackend final : public HostBackend {
         });
       }
       drop(0, w.nbytes());  // the pages pieces shared at their edges
-      cache[w.data()] = {w.buffer(), w.nbytes(), memory, c.offset, c.interleave};
     }
+    // Whether the kernel granted huge pages (it may not: transparent huge
+    // pages off, or memory too fragmented): the Q4_0 decode kernel
+    // prefetches in software only over small pages.
+    const bool huge = anon_huge_page_bytes() >= huge_before + total / 2;
+    for (const Copy& c : copies)
+      cache[c.w->data()] = {c.w->buffer(), c.w->nbytes(), memory, c.offset, c.interleave, huge};
   }
 
-   void compute(const graph::Node& node, std::span<const Tensor> in, const Tensor& out) override {
+  void compute(const graph::Node& node, std::span<const Tensor> in, const Tensor& out) override {
     using namespace cpu;
     std::visit(Overloaded{
                    [](const graph::Input&) {},

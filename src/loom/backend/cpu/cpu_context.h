@@ -50,6 +50,7 @@ class Context {
     std::shared_ptr<Buffer> memory;  // shared by the entries of one prepare()
     size_t offset = 0;
     bool interleaved = false;        // Q4_0 in the layout of simd::pack_q4_0x16
+    bool huge_pages = false;         // the kernel got the 2 MiB pages it asked for
     const std::byte* data() const { return memory->host_data() + offset; }
   };
   const Packed* packed(const Tensor& w) const {

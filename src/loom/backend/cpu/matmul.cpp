@@ -82,12 +82,13 @@ void matmul(Context& ctx, std::span<const Tensor> in, const Tensor& out) {
       const int64_t ggrain = std::max<int64_t>(1, grain / simd::kPackRows);
       if (R == 1) {
         // Decoding: one contiguous run of groups per thread, which the kernel
-        // prefetches ahead of itself along the way (pieces of ~64 KB; stolen
-        // pieces of one group).
+        // prefetches ahead of itself along the way unless the weights sit on
+        // huge pages (pieces of ~64 KB; stolen pieces of one group).
         const int64_t piece = std::max<int64_t>(1, 65536 / gstride);
+        const bool prefetch = !copy->huge_pages;
         ctx.for_runs(groups, piece, 1, [&](int64_t g0, int64_t g1, int64_t run_end, int) {
           k.gemv_q4_0x16(packed + g0 * gstride, g1 - g0, nb, rows[0], y + g0 * simd::kPackRows,
-                         packed + run_end * gstride);
+                         packed + (prefetch ? run_end : g0) * gstride);
         });
         return;
       }

@@ -41,14 +41,16 @@ struct QRow {
 // With nb odd the last pair holds one block (the second block's bytes are unused).
 inline constexpr int kPackRows = 16;
 
-// Decoding streams every weight once, and the interleaved Q4_0 kernel does
-// enough arithmetic per cache line that the hardware prefetchers alone keep
-// too few misses in flight (it read weights at half the machine's read
-// bandwidth with 2 threads). So decode gives each thread one contiguous run
-// of groups, and the kernel asks for the line this many bytes further along
-// it, into L2. (The plain-row dot kernels of Q8_0 and F16 do less work per
-// line and reach ~90% of the bandwidth without it; measured, prefetching
-// them was slower.)
+// Decoding streams every weight once, and over 4 KiB pages the interleaved
+// Q4_0 kernel does enough arithmetic per cache line that the hardware
+// prefetchers alone keep too few misses in flight (it read weights at half
+// the machine's read bandwidth with 2 threads). So decode gives each thread
+// one contiguous run of groups, and the kernel can ask for the line this many
+// bytes further along it, into L2. Over 2 MiB pages the hardware prefetchers
+// do better alone (a token's matrices streamed at ~100% of the triad without
+// software prefetch, ~90% with it), so the caller turns it off there. (The
+// plain-row dot kernels of Q8_0 and F16 do less work per line; measured,
+// prefetching them was slower.)
 inline constexpr int64_t kPrefetchAhead = 32 * 1024;
 inline constexpr int64_t kPackPairBytes = 2 * 256 + 2 * 16 * 2;  // 576
 inline constexpr int64_t packed_q4_0x16_group_bytes(int64_t nb) { return (nb + 1) / 2 * kPackPairBytes; }
@@ -125,7 +127,8 @@ struct Kernels {
                     int64_t ldy);
   // Interleaved Q4_0 (pack_q4_0x16): `groups` groups of 16 rows. gemv:
   // y[16 g + i] = dot(row 16 g + i, x); gemm: y[j * ldy + 16 g + i] for n rows of x.
-  // gemv prefetches its stream up to prefetch_end (>= the end of its groups).
+  // gemv prefetches its stream kPrefetchAhead ahead but not past prefetch_end
+  // (the end of its run; w itself turns prefetching off).
   void (*gemv_q4_0x16)(const std::byte* w, int64_t groups, int64_t nb, QRow x, float* y, const std::byte* prefetch_end);
   void (*gemm_q4_0x16)(const std::byte* w, int64_t groups, const QRow* x, int64_t n, int64_t nb, float* y,
                        int64_t ldy);
