@@ -2,7 +2,7 @@
 //   GEMV   one activation row against a weight matrix (decoding); reported as
 //          bytes of weights per second, to compare with memory bandwidth
 //   GEMM   64 activation rows (prompt processing); reported as FLOP/s
-//   quantize_row, attention-style dot/axpy over F16 rows, and the decode
+//   quantize_row and the decode
 //   attention kernels over a paged cache (attention_decode)
 // Run: build/bin/microbench_kernels [--benchmark_filter=gemv] [--benchmark_min_time=0.5]
 #include <benchmark/benchmark.h>
@@ -125,22 +125,6 @@ void quantize(benchmark::State& st, const Kernels* k) {
   st.SetBytesProcessed(int64_t(st.iterations()) * K * 4);
 }
 
-// One head of decode attention: scores over n cached F16 keys, then the
-// weighted sum of F16 values (head dim 64).
-void attention_f16(benchmark::State& st, const Kernels* k) {
-  const int64_t D = 64, n = 2048;
-  std::vector<uint16_t> kv(static_cast<size_t>(2 * n * D));
-  for (auto& h : kv) h = loom::f32_to_f16(0.01f);
-  const auto q = random(size_t(D), 5);
-  std::vector<float> acc(static_cast<size_t>(D)), score(static_cast<size_t>(n));
-  for (auto _ : st) {
-    for (int64_t j = 0; j < n; ++j) score[size_t(j)] = k->dot_f16(kv.data() + j * D, q.data(), D);
-    for (int64_t j = 0; j < n; ++j) k->axpy_f16(score[size_t(j)], kv.data() + (n + j) * D, acc.data(), D);
-    benchmark::DoNotOptimize(acc.data());
-  }
-  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(kv.size()) * 2);
-}
-
 // Decode attention of one token with TinyLlama's shape (32 query heads in 4
 // groups of 8, head dim 64) over n cached keys in a paged cache of 16-slot
 // blocks in scrambled order: one attend call per KV head. Reported as bytes
@@ -186,7 +170,6 @@ const int registered = [] {
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16, DType::BF16, DType::F32})
       benchmark::RegisterBenchmark(("gemm/" + isa + "/" + std::string(loom::name(t))).c_str(), gemm, k, t);
     benchmark::RegisterBenchmark(("quantize_row/" + isa).c_str(), quantize, k);
-    benchmark::RegisterBenchmark(("attention_f16/" + isa).c_str(), attention_f16, k);
     for (DType t : {DType::F32, DType::F16})
       benchmark::RegisterBenchmark(("attention_decode/" + isa + "/" + std::string(loom::name(t))).c_str(),
                                    attention_decode, k, t)

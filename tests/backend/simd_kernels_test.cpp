@@ -136,13 +136,9 @@ TEST_P(SimdKernels, FloatDotsAndAxpyEqualFloat64) {
     EXPECT_NEAR(k.dot_f32(wf.data(), x.data(), n), want32, tol) << n;
     EXPECT_NEAR(k.dot_f16(h.data(), x.data(), n), want16, tol) << n;
     EXPECT_NEAR(k.dot_bf16(bf.data(), x.data(), n), wantbf, tol) << n;
-    std::vector<float> y1(x), y2(x);
+    std::vector<float> y1(x);
     k.axpy_f32(0.7f, wf.data(), y1.data(), n);
-    k.axpy_f16(-1.3f, h.data(), y2.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      EXPECT_NEAR(y1[size_t(i)], double(x[size_t(i)]) + 0.7 * wf[size_t(i)], 1e-6);
-      EXPECT_NEAR(y2[size_t(i)], double(x[size_t(i)]) - 1.3 * double(f16_to_f32(h[size_t(i)])), 1e-6);
-    }
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y1[size_t(i)], double(x[size_t(i)]) + 0.7 * wf[size_t(i)], 1e-6);
   }
 }
 

@@ -96,7 +96,6 @@ struct Kernels {
   float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);
   float (*dot_f32)(const float* w, const float* x, int64_t n);
   // y[i] += a * v[i]
-  void (*axpy_f16)(float a, const uint16_t* v, float* y, int64_t n);
   void (*axpy_f32)(float a, const float* v, float* y, int64_t n);
   // Runs `iterations` rounds of independent FMA chains; returns the FLOPs done
   // (for measuring the machine's peak arithmetic rate).

@@ -203,13 +203,6 @@ void axpy_f32(float a, const float* v, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * v[i];
 }
 
-void axpy_f16(float a, const uint16_t* v, float* y, int64_t n) {
-  const auto av = V::set1(a);
-  int64_t i = 0;
-  for (; i + V::kLanes <= n; i += V::kLanes) V::store(y + i, V::fma(av, V::load_f16(v + i), V::load(y + i)));
-  for (; i < n; ++i) y[i] += a * V::f16(v[i]);
-}
-
 // --- interleaved Q4_0 (16 weight rows per group, see pack_q4_0x16) --------
 // A vector lane is a weight row; 4 activation bytes are broadcast to every
 // lane, so a block costs 4 loads, 12 bit operations and 8 byte dots for 16
@@ -646,7 +639,7 @@ double dot8_peak(int64_t iterations) {
 
 extern const Kernels LOOM_TABLE = {
     LOOM_ISA_NS::V::kName,           LOOM_ISA_NS::quantize_row, LOOM_ISA_NS::dot_q4_0, LOOM_ISA_NS::dot_q8_0,
-    LOOM_ISA_NS::dot_f16, LOOM_ISA_NS::dot_bf16,   LOOM_ISA_NS::dot_f32,  LOOM_ISA_NS::axpy_f16,
+    LOOM_ISA_NS::dot_f16, LOOM_ISA_NS::dot_bf16,   LOOM_ISA_NS::dot_f32,
     LOOM_ISA_NS::axpy_f32, LOOM_ISA_NS::fma_peak, LOOM_ISA_NS::dot8_peak, LOOM_ISA_NS::gemm_q4_0, LOOM_ISA_NS::gemm_q8_0,
     LOOM_ISA_NS::gemm_f32, LOOM_ISA_NS::gemm_f16, LOOM_ISA_NS::gemm_bf16, LOOM_ISA_NS::dot_q4_k,
     LOOM_ISA_NS::dot_q6_k, LOOM_ISA_NS::gemm_q4_k, LOOM_ISA_NS::gemm_q6_k, LOOM_ISA_NS::gemv_q4_0x16,
